@@ -1,0 +1,45 @@
+# Two commands for a newcomer: `make run` and `make test`. Each installs what it needs
+# into the repo (.venv/ and .tools/node_modules) on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+OPENCODE_BIN := $(CURDIR)/.tools/node_modules/opencode-linux-x64/bin/opencode
+export OPENCODE_BIN
+
+.PHONY: setup run test lint unit e2e bench chart-test image-test clean
+
+setup: $(BIN)/opencode-mcp-gateway $(OPENCODE_BIN)
+
+$(BIN)/opencode-mcp-gateway: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+# The pinned opencode-ai; `npm ci` keeps the optional platform binary (never --omit=optional).
+$(OPENCODE_BIN): .tools/package.json .tools/package-lock.json
+	cd .tools && npm ci --no-audit --no-fund
+	test -x $@ && touch $@
+
+## Serve the gateway with its own OpenCode, this directory as the workspace.
+## Needs OPENCODE_API_URL, OPENCODE_API_KEY and OPENCODE_MODEL_NAME (environment or .env).
+run: setup
+	$(BIN)/opencode-mcp-gateway --spawn-opencode
+
+## Lint, type-check, then every test (unit and end-to-end against the real opencode serve).
+test: setup lint
+	$(BIN)/pytest
+
+lint: $(BIN)/opencode-mcp-gateway
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+
+unit: $(BIN)/opencode-mcp-gateway
+	$(BIN)/pytest tests/unit
+
+e2e: setup
+	$(BIN)/pytest tests/e2e
+
+clean:
+	rm -rf $(VENV) .tools/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,72 @@
+"""`opencode-mcp-gateway`: parse flags, validate settings, serve."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import uvicorn
+
+from . import __version__
+from .config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("opencode_mcp_gateway")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="opencode-mcp-gateway",
+        description="MCP server (Streamable HTTP) that hands coding tasks to OpenCode. "
+        "Configured by environment variables (see the README).",
+    )
+    parser.add_argument(
+        "--spawn-opencode",
+        action="store_true",
+        default=None,
+        help="also start `opencode serve` as a child (same as SPAWN_OPENCODE=true)",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    overrides = {"spawn_opencode": True} if args.spawn_opencode else {}
+    try:
+        settings = load_settings(**overrides)
+    except ConfigError as exc:
+        print(f"opencode-mcp-gateway: {exc}", file=sys.stderr)
+        sys.exit(2)
+    serve(settings)
+
+
+def serve(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per OpenCode call is noise
+    if not settings.allowed_host_list and not settings.binds_loopback:
+        log.warning(
+            "HOST=%s without ALLOWED_HOSTS: any Host header is accepted. Set ALLOWED_HOSTS to the names "
+            "clients use (e.g. gateway.example.com,localhost) to protect against DNS rebinding.",
+            settings.host,
+        )
+    from .app import create_app
+
+    app = create_app(settings)
+    log.info(
+        "opencode-mcp-gateway %s: MCP at http://%s:%s%s, OpenCode at %s%s",
+        __version__,
+        settings.host,
+        settings.port,
+        settings.mcp_path,
+        settings.opencode_base_url,
+        " (spawned)" if settings.spawn_opencode else "",
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=5,
+        lifespan="on",
+    )

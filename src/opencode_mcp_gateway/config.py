@@ -1,0 +1,154 @@
+"""Settings from the environment (and an optional `.env` file), validated at start-up.
+
+Every setting is an environment variable with the same name in upper case. A bad value
+stops start-up with one line that names the variable (see `load_settings`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PermissionPolicy = Literal["allow", "deny", "ask"]
+
+
+class ConfigError(Exception):
+    """Configuration that cannot work; the message names the variable to fix."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    # Northbound: the MCP endpoint.
+    port: int = Field(8080, ge=1, le=65535)
+    host: str = "0.0.0.0"
+    mcp_path: str = "/mcp"
+    allowed_hosts: str = ""
+    mcp_bearer_token: SecretStr | None = None
+
+    # Southbound: OpenCode's HTTP API.
+    opencode_base_url: str = "http://127.0.0.1:4096"
+    opencode_username: str = "opencode"
+    opencode_password: SecretStr | None = None
+    opencode_timeout_seconds: float = Field(30.0, gt=0)
+
+    # Task defaults.
+    default_agent: str = "build"
+    default_model: str | None = None
+    session_title_prefix: str = "OCP Gateway"
+    task_timeout_seconds: float = Field(600.0, gt=0, le=86_400)
+    permission_policy: PermissionPolicy = "allow"
+    input_timeout_seconds: float = Field(600.0, gt=0)
+    workspace_root: str | None = None
+    max_output_bytes: int = Field(60_000, ge=2_000, le=10_000_000)
+    progress_interval_seconds: float = Field(10.0, gt=0, le=60)
+
+    # Spawn mode: the gateway runs `opencode serve` itself.
+    spawn_opencode: bool = False
+    opencode_api_url: str | None = None
+    opencode_api_key: SecretStr | None = None
+    opencode_model_name: str | None = None
+    opencode_bin: str | None = None
+    workspace_dir: str | None = None
+    opencode_state_dir: str | None = None
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("mcp_path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/") or value.rstrip("/") == "" or " " in value:
+            raise ValueError(f"must be a path with a leading slash such as /mcp (got {value!r})")
+        return value.rstrip("/")
+
+    @field_validator("opencode_base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an http(s) URL such as http://127.0.0.1:4096 (got {value!r})")
+        return value.rstrip("/")
+
+    @field_validator("opencode_api_url")
+    @classmethod
+    def _api_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError(f"must be an http(s) URL such as https://api.example.com/v1 (got {value!r})")
+        return value
+
+    @field_validator("default_model")
+    @classmethod
+    def _model(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if value.count("/") < 1 or value.startswith("/") or value.endswith("/"):
+            raise ValueError(f"must be provider/model, such as anthropic/claude-sonnet-4 (got {value!r})")
+        return value
+
+    @model_validator(mode="after")
+    def _spawn_needs_provider(self) -> Settings:
+        if self.spawn_opencode:
+            for name in ("opencode_api_url", "opencode_api_key", "opencode_model_name"):
+                value = getattr(self, name)
+                if value is None or (isinstance(value, str) and not value.strip()):
+                    raise ValueError(f"{name.upper()} is required with --spawn-opencode (SPAWN_OPENCODE=true)")
+            base = urlsplit(self.opencode_base_url)
+            if base.scheme != "http" or not _is_loopback(base.hostname or ""):
+                raise ValueError(
+                    "OPENCODE_BASE_URL must be a loopback http URL such as http://127.0.0.1:4096 "
+                    "with --spawn-opencode, since the gateway starts OpenCode there"
+                )
+        return self
+
+    # Derived values -------------------------------------------------------------------
+    @property
+    def allowed_host_list(self) -> list[str]:
+        return [h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip()]
+
+    @property
+    def binds_loopback(self) -> bool:
+        return _is_loopback(self.host)
+
+    @property
+    def opencode_port(self) -> int:
+        parts = urlsplit(self.opencode_base_url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment; raises ConfigError with a one-line reason."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    reasons = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if loc:
+            given = err.get("input")
+            shown = (
+                "" if "secret" in loc or "key" in loc or "token" in loc or "password" in loc else f" (got {given!r})"
+            )
+            if err["type"].startswith(("int_", "float_", "greater", "less", "literal", "bool_")):
+                msg = f"{msg}{shown}"
+            reasons.append(f"{loc.upper()}: {msg}")
+        else:
+            reasons.append(msg)
+    return "invalid configuration: " + "; ".join(reasons)

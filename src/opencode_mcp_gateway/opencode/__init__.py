@@ -1,0 +1,24 @@
+"""The southbound side: a typed async client for `opencode serve` and its event stream."""
+
+from ._client import OpenCodeClient
+from ._errors import (
+    OpenCodeAuthError,
+    OpenCodeError,
+    OpenCodeNotFound,
+    OpenCodeRequestError,
+    OpenCodeUnavailable,
+)
+from ._events import Event, EventHub, Subscription, session_id_of
+
+__all__ = [
+    "Event",
+    "EventHub",
+    "OpenCodeAuthError",
+    "OpenCodeClient",
+    "OpenCodeError",
+    "OpenCodeNotFound",
+    "OpenCodeRequestError",
+    "OpenCodeUnavailable",
+    "Subscription",
+    "session_id_of",
+]

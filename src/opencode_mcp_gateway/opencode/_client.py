@@ -1,0 +1,219 @@
+"""Typed async calls to OpenCode's v1 HTTP API over one pooled httpx2 client.
+
+Shapes follow opencode 1.18.33 (see docs/opencode-notes.md). Payloads stay plain dicts:
+the task layer reads the few fields it needs, and extra fields from newer OpenCode
+versions pass through unharmed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx2
+
+from ._errors import (
+    OpenCodeAuthError,
+    OpenCodeError,
+    OpenCodeNotFound,
+    OpenCodeRequestError,
+    OpenCodeUnavailable,
+)
+
+JSON = dict[str, Any]
+
+
+class OpenCodeClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        username: str = "opencode",
+        password: str | None = None,
+        timeout: float = 30.0,
+        transport: httpx2.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        auth = httpx2.BasicAuth(username, password) if password else None
+        limits = httpx2.Limits(max_connections=200, max_keepalive_connections=50)
+        self._http = httpx2.AsyncClient(
+            base_url=self.base_url,
+            auth=auth,
+            timeout=httpx2.Timeout(timeout, connect=5.0),
+            limits=limits,
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- plumbing ----------------------------------------------------------------------
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json: Any = None,
+        timeout: float | None = None,
+    ) -> Any:
+        kwargs: dict[str, Any] = {"params": {k: v for k, v in (params or {}).items() if v is not None}}
+        if json is not None:
+            kwargs["json"] = json
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx2.TimeoutException as exc:
+            raise OpenCodeUnavailable(f"OpenCode at {self.base_url} did not answer {method} {path} in time") from exc
+        except httpx2.TransportError as exc:
+            raise OpenCodeUnavailable(f"OpenCode at {self.base_url} is unreachable ({type(exc).__name__})") from exc
+        return _decode(response, f"{method} {path}")
+
+    @asynccontextmanager
+    async def stream(self, path: str) -> AsyncIterator[httpx2.Response]:
+        """An open streaming GET (the event stream); raises like any other call."""
+        timeout = httpx2.Timeout(5.0, read=35.0)  # OpenCode sends a heartbeat every 10 s
+        try:
+            async with self._http.stream("GET", path, timeout=timeout) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    _decode(response, f"GET {path}")
+                yield response
+        except httpx2.TransportError as exc:
+            raise OpenCodeUnavailable(f"event stream from {self.base_url} failed ({type(exc).__name__})") from exc
+
+    # -- server ------------------------------------------------------------------------
+    async def health(self, timeout: float | None = None) -> JSON:
+        result: JSON = await self._request("GET", "/global/health", timeout=timeout)
+        return result
+
+    async def agents(self, directory: str | None = None) -> list[JSON]:
+        result: list[JSON] = await self._request(
+            "GET", "/agent", params={"directory": directory} if directory else None
+        )
+        return result
+
+    async def providers(self, directory: str | None = None) -> JSON:
+        result: JSON = await self._request(
+            "GET", "/config/providers", params={"directory": directory} if directory else None
+        )
+        return result
+
+    # -- sessions ----------------------------------------------------------------------
+    async def create_session(
+        self,
+        *,
+        directory: str | None,
+        title: str,
+        permission: list[JSON] | None = None,
+        metadata: JSON | None = None,
+    ) -> JSON:
+        body: JSON = {"title": title}
+        if permission:
+            body["permission"] = permission
+        if metadata:
+            body["metadata"] = metadata
+        result: JSON = await self._request(
+            "POST", "/session", params={"directory": directory} if directory else None, json=body
+        )
+        return result
+
+    async def get_session(self, session_id: str) -> JSON:
+        result: JSON = await self._request("GET", f"/session/{session_id}")
+        return result
+
+    async def prompt_async(
+        self,
+        session_id: str,
+        *,
+        message_id: str,
+        text: str,
+        agent: str | None,
+        model: tuple[str, str] | None,
+    ) -> None:
+        body: JSON = {"messageID": message_id, "parts": [{"type": "text", "text": text}]}
+        if agent:
+            body["agent"] = agent
+        if model:
+            body["model"] = {"providerID": model[0], "modelID": model[1]}
+        await self._request("POST", f"/session/{session_id}/prompt_async", json=body)
+
+    async def messages(self, session_id: str, limit: int | None = None) -> list[JSON]:
+        result: list[JSON] = await self._request(
+            "GET", f"/session/{session_id}/message", params={"limit": limit} if limit else None
+        )
+        return result
+
+    async def session_status(self, directory: str | None) -> dict[str, JSON]:
+        result: dict[str, JSON] = await self._request(
+            "GET", "/session/status", params={"directory": directory} if directory else None
+        )
+        return result
+
+    async def diff(self, session_id: str, message_id: str) -> list[JSON]:
+        result: list[JSON] = await self._request("GET", f"/session/{session_id}/diff", params={"messageID": message_id})
+        return result
+
+    async def abort(self, session_id: str) -> bool:
+        return bool(await self._request("POST", f"/session/{session_id}/abort"))
+
+    # -- permission and question requests ----------------------------------------------
+    async def permissions(self, directory: str | None = None) -> list[JSON]:
+        result: list[JSON] = await self._request(
+            "GET", "/permission", params={"directory": directory} if directory else None
+        )
+        return result
+
+    async def questions(self, directory: str | None = None) -> list[JSON]:
+        result: list[JSON] = await self._request(
+            "GET", "/question", params={"directory": directory} if directory else None
+        )
+        return result
+
+    async def reply_permission(self, request_id: str, reply: str, message: str | None = None) -> None:
+        body: JSON = {"reply": reply}
+        if message:
+            body["message"] = message
+        await self._request("POST", f"/permission/{request_id}/reply", json=body)
+
+    async def reply_question(self, request_id: str, answers: list[list[str]]) -> None:
+        await self._request("POST", f"/question/{request_id}/reply", json={"answers": answers})
+
+    async def reject_question(self, request_id: str) -> None:
+        await self._request("POST", f"/question/{request_id}/reject")
+
+
+def _decode(response: httpx2.Response, what: str) -> Any:
+    if response.status_code == 204:
+        return None
+    if response.status_code == 401:
+        raise OpenCodeAuthError(
+            "OpenCode refused the gateway's credentials: set OPENCODE_USERNAME/OPENCODE_PASSWORD "
+            "to match OPENCODE_SERVER_USERNAME/OPENCODE_SERVER_PASSWORD of opencode serve"
+        )
+    if response.status_code >= 400:
+        message = _error_message(response) or f"HTTP {response.status_code}"
+        if response.status_code == 404:
+            raise OpenCodeNotFound(message)
+        raise OpenCodeRequestError(f"OpenCode rejected {what}: {message}", response.status_code)
+    if "json" not in response.headers.get("content-type", ""):
+        # Unknown routes answer 200 with the web UI's HTML: not the OpenCode API we expect.
+        raise OpenCodeError(f"OpenCode answered {what} with non-JSON content; is OPENCODE_BASE_URL right?")
+    return response.json()
+
+
+def _error_message(response: httpx2.Response) -> str | None:
+    """OpenCode has two error shapes: {name, data:{message}} and {_tag, message}."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200] or None
+    if isinstance(body, dict):
+        data = body.get("data")
+        if isinstance(data, dict) and data.get("message"):
+            return str(data["message"])
+        if body.get("message"):
+            return str(body["message"])
+    return None

@@ -1,0 +1,152 @@
+"""One subscription to OpenCode's `/global/event` stream, fanned out to whoever listens.
+
+Waiters subscribe per session (or to everything) and get batches of events. After any
+gap in the stream (OpenCode restarted, network hiccup) every subscriber receives a
+synthetic `gateway.resync` event: events may have been missed, so it must re-read the
+state over HTTP instead of trusting what it saw.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import anyio
+
+from ._client import OpenCodeClient
+from ._errors import OpenCodeError
+
+log = logging.getLogger(__name__)
+
+Event = dict[str, Any]
+RESYNC = "gateway.resync"
+DISCONNECTED = "gateway.disconnected"
+_IGNORED = frozenset({"sync", "server.heartbeat", "message.part.delta", "plugin.added"})
+
+
+def session_id_of(event: Event) -> str | None:
+    props = event.get("properties") or {}
+    for holder in (props, props.get("info"), props.get("part")):
+        if isinstance(holder, dict) and isinstance(holder.get("sessionID"), str):
+            return str(holder["sessionID"])
+    return None
+
+
+class Subscription:
+    """A bounded mailbox of events; `overflowed` tells the reader it must re-read state."""
+
+    def __init__(self, session_id: str | None, maxlen: int = 2000) -> None:
+        self.session_id = session_id
+        self._events: deque[Event] = deque(maxlen=maxlen)
+        self._wake = anyio.Event()
+
+    def push(self, event: Event) -> None:
+        if len(self._events) == self._events.maxlen:
+            self._events.clear()
+            self._events.append({"type": RESYNC, "properties": {"reason": "subscriber fell behind"}})
+        self._events.append(event)
+        self._wake.set()
+
+    async def next_batch(self, timeout: float) -> list[Event]:
+        """The events that arrived since the last call; waits up to `timeout` for one."""
+        if not self._events:
+            with anyio.move_on_after(timeout):
+                await self._wake.wait()
+        batch = list(self._events)
+        self._events.clear()
+        self._wake = anyio.Event()
+        return batch
+
+
+class EventHub:
+    def __init__(self, client: OpenCodeClient, gate: Callable[[], Awaitable[None]] | None = None) -> None:
+        self._client = client
+        self._gate = gate  # awaited before each connect: a spawned OpenCode must be listening
+        self._by_session: dict[str, set[Subscription]] = {}
+        self._everything: set[Subscription] = set()
+        self.connected = False
+        self.generation = 0  # bumped on every (re)connection
+        self._connected_event = anyio.Event()
+
+    @contextmanager
+    def subscribe(self, session_id: str | None = None) -> Iterator[Subscription]:
+        sub = Subscription(session_id)
+        group = self._everything if session_id is None else self._by_session.setdefault(session_id, set())
+        group.add(sub)
+        try:
+            yield sub
+        finally:
+            group.discard(sub)
+            if session_id is not None and not group:
+                self._by_session.pop(session_id, None)
+
+    async def wait_connected(self, timeout: float) -> bool:
+        with anyio.move_on_after(timeout):
+            await self._connected_event.wait()
+        return self.connected
+
+    def dispatch(self, event: Event) -> None:
+        sid = session_id_of(event)
+        targets = list(self._everything)
+        if event["type"] in (RESYNC, DISCONNECTED):
+            targets += [s for group in self._by_session.values() for s in group]
+        elif sid is not None:
+            targets += self._by_session.get(sid, ())
+        for sub in targets:
+            sub.push(event)
+
+    async def run(self) -> None:
+        """Keep the stream open forever, reconnecting with back-off."""
+        delay = 0.1
+        while True:
+            if self._gate is not None:
+                await self._gate()
+            try:
+                async with self._client.stream("/global/event") as response:
+                    self._mark_connected()
+                    delay = 0.1
+                    async for event in _parse_sse(response.aiter_lines()):
+                        if event.get("type") not in _IGNORED:
+                            self.dispatch(event)
+            except OpenCodeError as exc:
+                log.debug("event stream: %s", exc)
+            except Exception:  # a malformed frame must not end tracking for every task
+                log.exception("event stream failed; reconnecting")
+            if self.connected:
+                log.warning("lost OpenCode's event stream; reconnecting (tasks fall back to reading state)")
+                self.connected = False
+                self._connected_event = anyio.Event()
+                self.dispatch({"type": DISCONNECTED, "properties": {}})
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    def _mark_connected(self) -> None:
+        self.connected = True
+        self.generation += 1
+        self._connected_event.set()
+        if self.generation > 1:
+            log.info("event stream reconnected")
+        self.dispatch({"type": RESYNC, "properties": {"generation": self.generation}})
+
+
+async def _parse_sse(lines: Any) -> Any:
+    data: list[str] = []
+    async for line in lines:
+        if line.startswith("data:"):
+            data.append(line[5:].lstrip())
+        elif line == "" and data:
+            raw = "\n".join(data)
+            data = []
+            try:
+                frame = json.loads(raw)
+            except ValueError:
+                continue
+            payload = frame.get("payload", frame) if isinstance(frame, dict) else None
+            if isinstance(payload, dict) and isinstance(payload.get("type"), str):
+                if frame.get("directory"):
+                    payload["directory"] = frame["directory"]
+                yield payload

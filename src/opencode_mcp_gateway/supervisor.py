@@ -1,0 +1,237 @@
+"""Spawn mode: run `opencode serve` as a child, keep it up, stop it with the gateway.
+
+* The config is generated (one OpenAI-compatible provider, only it enabled, models fetch
+  and auto-update off) and passed in OPENCODE_CONFIG_CONTENT; it names the API key as
+  `{env:OPENCODE_API_KEY}`, so the key reaches OpenCode only through the child's
+  environment, never a file or a log line.
+* State lives in isolated XDG dirs under OPENCODE_STATE_DIR; the plugin OpenCode would
+  fetch from npm on first use is pre-seeded, so no network is needed at run time.
+* Ready means the "listening on" line was printed and /global/health answered: OpenCode
+  accepts TCP ~0.2 s before it can serve, and a request sent then hangs forever.
+* If OpenCode dies it is restarted with back-off (1 s doubling to 30 s).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+from anyio.abc import Process
+
+from .config import Settings
+
+log = logging.getLogger(__name__)
+
+PLUGIN_VERSION = "1.18.33"
+LISTENING = "opencode server listening on"
+
+
+def opencode_config(settings: Settings) -> dict[str, Any]:
+    model = "gateway/{env:OPENCODE_MODEL_NAME}"
+    config: dict[str, Any] = {
+        "$schema": "https://opencode.ai/config.json",
+        "model": model,
+        "small_model": model,
+        "enabled_providers": ["gateway"],
+        "autoupdate": False,
+        "share": "disabled",
+        "provider": {
+            "gateway": {
+                "npm": "@ai-sdk/openai-compatible",
+                "name": "Gateway LLM",
+                "options": {"baseURL": "{env:OPENCODE_API_URL}", "apiKey": "{env:OPENCODE_API_KEY}"},
+                "models": {
+                    "{env:OPENCODE_MODEL_NAME}": {
+                        "name": "{env:OPENCODE_MODEL_NAME}",
+                        "tool_call": True,
+                        "limit": {"context": 128000, "output": 8192},
+                    }
+                },
+            }
+        },
+    }
+    if settings.permission_policy == "allow":
+        config["permission"] = {"*": "allow", "question": "deny"}
+    elif settings.permission_policy == "deny":
+        config["permission"] = {"question": "deny"}
+    return config
+
+
+def default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "opencode-mcp-gateway"
+
+
+def find_binary(configured: str | None) -> str:
+    candidates = [configured] if configured else [shutil.which("opencode")]
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    where = configured or "opencode on PATH"
+    raise FileNotFoundError(f"OPENCODE_BIN: cannot run {where}; install opencode-ai or set OPENCODE_BIN")
+
+
+def prepare_state(state: Path) -> dict[str, str]:
+    """Isolated XDG dirs, group-writable (OpenShift runs an arbitrary UID in group 0)."""
+    dirs = {
+        "HOME": state / "home",
+        "XDG_CONFIG_HOME": state / "config",
+        "XDG_DATA_HOME": state / "data",
+        "XDG_CACHE_HOME": state / "cache",
+        "XDG_STATE_HOME": state / "state",
+    }
+    for path in dirs.values():
+        path.mkdir(parents=True, exist_ok=True, mode=0o775)
+    plugin_dir = dirs["XDG_CONFIG_HOME"] / "opencode"
+    (plugin_dir / "node_modules").mkdir(parents=True, exist_ok=True)
+    lock = plugin_dir / "package-lock.json"
+    if not lock.exists():
+        lock.write_text(
+            json.dumps(
+                {"lockfileVersion": 3, "packages": {"": {"dependencies": {"@opencode-ai/plugin": PLUGIN_VERSION}}}}
+            )
+        )
+    return {k: str(v) for k, v in dirs.items()}
+
+
+class OpenCodeSupervisor:
+    def __init__(self, settings: Settings, *, password: str) -> None:
+        self.settings = settings
+        self._password = password
+        self._process: Process | None = None
+        self._ready = anyio.Event()
+        self._stopping = False
+        self.restarts = 0
+        self.last_exit: int | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    def child_env(self) -> dict[str, str]:
+        s = self.settings
+        state = Path(s.opencode_state_dir) if s.opencode_state_dir else default_state_dir()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCODE_", "MCP_"))}
+        env.update(prepare_state(state))
+        env.update(
+            {
+                "OPENCODE_CONFIG_CONTENT": json.dumps(opencode_config(s)),
+                "OPENCODE_API_URL": s.opencode_api_url or "",
+                "OPENCODE_API_KEY": s.opencode_api_key.get_secret_value() if s.opencode_api_key else "",
+                "OPENCODE_MODEL_NAME": s.opencode_model_name or "",
+                "OPENCODE_SERVER_USERNAME": s.opencode_username,
+                "OPENCODE_SERVER_PASSWORD": self._password,
+                "OPENCODE_DISABLE_MODELS_FETCH": "1",
+                "OPENCODE_DISABLE_AUTOUPDATE": "1",
+                "OPENCODE_DISABLE_LSP_DOWNLOAD": "1",
+                "OPENCODE_DISABLE_CLAUDE_CODE": "1",
+                # Any npm fetch OpenCode still tries fails at once instead of hanging.
+                "npm_config_registry": "http://127.0.0.1:9/",
+            }
+        )
+        return env
+
+    def command(self) -> list[str]:
+        binary = find_binary(self.settings.opencode_bin)
+        return [binary, "serve", "--hostname", "127.0.0.1", "--port", str(self.settings.opencode_port)]
+
+    async def run(self) -> None:
+        delay = 1.0
+        workdir = self.settings.workspace_dir or os.getcwd()
+        while not self._stopping:
+            started = anyio.current_time()
+            try:
+                await self._run_once(workdir)
+            except FileNotFoundError as exc:
+                log.error("%s", exc)
+            if self._stopping:
+                return
+            self._ready = anyio.Event()
+            if anyio.current_time() - started > 60:
+                delay = 1.0
+            self.restarts += 1
+            log.warning("opencode serve exited (code %s); restarting in %.0f s", self.last_exit, delay)
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    async def _run_once(self, workdir: str) -> None:
+        log.info("starting opencode serve on port %s in %s", self.settings.opencode_port, workdir)
+        process = await anyio.open_process(
+            self.command(),
+            cwd=workdir,
+            env=self.child_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # our SIGINT from a terminal is forwarded by us, once
+        )
+        self._process = process
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._pump_output, process)
+                self.last_exit = await process.wait()
+                tg.cancel_scope.cancel()
+        finally:
+            if process.returncode is None:  # cancelled: the gateway is shutting down
+                with anyio.CancelScope(shield=True):
+                    await self._terminate(process, grace=10.0)
+            self._process = None
+
+    async def _pump_output(self, process: Process) -> None:
+        assert process.stdout is not None
+        buffer = b""
+        async for chunk in process.stdout:
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for raw in lines:
+                line = raw.decode(errors="replace").rstrip()
+                if LISTENING in line and not self._ready.is_set():
+                    await self._confirm_health()
+                log.debug("opencode: %s", line)
+
+    async def _confirm_health(self) -> None:
+        url = f"http://127.0.0.1:{self.settings.opencode_port}/global/health"
+        auth = httpx2.BasicAuth(self.settings.opencode_username, self._password)
+        async with httpx2.AsyncClient(auth=auth, timeout=0.5) as http:
+            for _ in range(60):
+                try:
+                    if (await http.get(url)).status_code == 200:
+                        log.info("opencode serve is ready")
+                        self._ready.set()
+                        return
+                except httpx2.HTTPError:
+                    pass
+                await anyio.sleep(0.1)
+        log.error("opencode serve printed its listening line but does not answer health checks")
+
+    async def stop(self, grace: float = 10.0) -> None:
+        self._stopping = True
+        if self._process is not None:
+            await self._terminate(self._process, grace)
+
+    async def _terminate(self, process: Process, grace: float) -> None:
+        """SIGTERM, then SIGKILL after `grace` seconds."""
+        self._stopping = True
+        if process.returncode is not None:
+            return
+        try:
+            process.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        with anyio.move_on_after(grace):
+            await process.wait()
+            return
+        log.warning("opencode serve ignored SIGTERM for %.0f s; killing it", grace)
+        process.kill()
+        await process.wait()

@@ -1,0 +1,156 @@
+"""Rendering messages and diffs for tool results, within a byte budget (pure logic).
+
+Every cut is said in the result: which field, how much, and which call gets the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .state import info
+
+FIELD_LIMIT = 4_000  # one tool input or output
+TEXT_LIMIT = 20_000  # one message's text
+
+
+def clip(text: str, limit: int) -> tuple[str, bool]:
+    if len(text) <= limit:
+        return text, False
+    return text[:limit] + f"\n…[cut {len(text) - limit} more characters]", True
+
+
+def _size(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, default=str))
+
+
+@dataclass
+class Page:
+    items: list[dict[str, Any]]
+    total: int
+    truncated: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def note(self) -> str | None:
+        return " ".join(self.notes) or None
+
+
+def task_conversation(messages: list[dict[str, Any]], user_id: str) -> list[dict[str, Any]]:
+    """The session's messages up to and including this task's turn (later turns left out)."""
+    keep = []
+    for message in messages:
+        i = info(message)
+        anchor = str(i.get("id", "")) if i.get("role") == "user" else str(i.get("parentID", ""))
+        if anchor <= user_id:
+            keep.append(message)
+    return keep
+
+
+def render_message(message: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    i = info(message)
+    cut = False
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for part in message.get("parts", []):
+        kind = part.get("type")
+        if kind == "text" and part.get("text") and not part.get("synthetic"):
+            texts.append(str(part["text"]))
+        elif kind == "tool":
+            state = part.get("state") or {}
+            raw_input = json.dumps(state.get("input") or {}, ensure_ascii=False)
+            call_input, c1 = clip(raw_input, FIELD_LIMIT // 2)
+            output, c2 = clip(str(state.get("output") or ""), FIELD_LIMIT)
+            cut = cut or c1 or c2
+            call: dict[str, Any] = {
+                "tool": part.get("tool"),
+                "status": state.get("status"),
+                "title": state.get("title"),
+                "input": state.get("input") if not c1 else call_input,
+                "output": output or None,
+            }
+            if state.get("error"):
+                call["error"] = clip(str(state["error"]), FIELD_LIMIT)[0]
+            calls.append(call)
+    text, c3 = clip("\n".join(texts).strip(), TEXT_LIMIT)
+    rendered: dict[str, Any] = {
+        "id": i.get("id"),
+        "role": i.get("role"),
+        "text": text,
+        "tool_calls": calls,
+        "created_at": (i.get("time") or {}).get("created"),
+    }
+    if i.get("error"):
+        rendered["error"] = (i["error"].get("data") or {}).get("message") or i["error"].get("name")
+    if i.get("role") == "assistant":
+        rendered["finish"] = i.get("finish")
+    return rendered, cut or c3
+
+
+def page_messages(messages: list[dict[str, Any]], *, limit: int, offset: int, budget: int, task_id: str) -> Page:
+    """The newest `limit` messages after skipping the newest `offset`, oldest first."""
+    total = len(messages)
+    end = max(total - offset, 0)
+    window = messages[max(end - limit, 0) : end]
+    rendered = []
+    any_cut = False
+    for message in window:
+        item, cut = render_message(message)
+        rendered.append(item)
+        any_cut = any_cut or cut
+    page = Page(items=rendered, total=total)
+    while len(page.items) > 1 and _size(page.items) > budget:
+        page.items.pop(0)
+    dropped = len(rendered) - len(page.items)
+    if _size(page.items) > budget and page.items:  # one huge message: cut its fields harder
+        only = page.items[0]
+        only["text"] = clip(only["text"], budget // 2)[0]
+        for call in only["tool_calls"]:
+            call["output"] = clip(str(call.get("output") or ""), budget // (4 * len(only["tool_calls"])))[0]
+        any_cut = True
+    older = end - len(window) + dropped
+    if older > 0:
+        page.truncated = True
+        page.notes.append(
+            f"{older} older message(s) not shown; call get_task_messages with task_id={task_id} "
+            f"and offset={offset + len(page.items)} to read them."
+        )
+    if any_cut:
+        page.truncated = True
+        page.notes.append("Long texts and tool outputs were cut where marked '…[cut N more characters]'.")
+    return page
+
+
+def file_summary(entry: dict[str, Any]) -> dict[str, Any]:
+    """One entry of OpenCode's diff as callers see it (OpenCode calls the path `file`)."""
+    return {
+        "path": str(entry.get("file") or entry.get("path") or ""),
+        "status": entry.get("status") or "modified",
+        "additions": int(entry.get("additions") or 0),
+        "deletions": int(entry.get("deletions") or 0),
+    }
+
+
+def page_diff(files: list[dict[str, Any]], *, budget: int, task_id: str) -> Page:
+    items = []
+    cut_files = []
+    used = 0
+    per_file = max(budget // max(len(files), 1), 2_000)
+    for entry in files:
+        patch = str(entry.get("patch") or "")
+        room = max(min(per_file, budget - used), 0)
+        shown, cut = clip(patch, room) if room else ("", bool(patch))
+        if cut:
+            cut_files.append(str(entry.get("file")))
+        item = {**file_summary(entry), "patch": shown, "patch_truncated": cut}
+        used += _size(item)
+        items.append(item)
+    page = Page(items=items, total=len(files), truncated=bool(cut_files))
+    if cut_files:
+        names = ", ".join(cut_files[:5]) + ("…" if len(cut_files) > 5 else "")
+        page.notes.append(
+            f"Patches cut to fit {budget} bytes: {names}. Call get_task_diff with task_id={task_id} "
+            "and path=<file> to get one file's whole patch."
+        )
+    return page

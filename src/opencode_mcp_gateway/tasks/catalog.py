@@ -1,0 +1,55 @@
+"""Agents and models OpenCode offers, cached briefly, refreshed on a miss."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..opencode import OpenCodeClient
+
+
+class UnknownChoice(ValueError):
+    """An agent or model OpenCode does not offer; the message lists what exists."""
+
+
+class Catalog:
+    def __init__(self, client: OpenCodeClient, ttl: float = 30.0) -> None:
+        self._client = client
+        self._ttl = ttl
+        self._agents: dict[str | None, tuple[float, list[dict[str, Any]]]] = {}
+        self._models: dict[str | None, tuple[float, dict[str, list[str]]]] = {}
+
+    async def agents(self, directory: str | None = None, *, fresh: bool = False) -> list[dict[str, Any]]:
+        cached = self._agents.get(directory)
+        if fresh or cached is None or time.monotonic() - cached[0] > self._ttl:
+            cached = (time.monotonic(), await self._client.agents(directory))
+            self._agents[directory] = cached
+        return cached[1]
+
+    async def models(self, directory: str | None = None, *, fresh: bool = False) -> dict[str, list[str]]:
+        cached = self._models.get(directory)
+        if fresh or cached is None or time.monotonic() - cached[0] > self._ttl:
+            data = await self._client.providers(directory)
+            models = {str(p["id"]): sorted(str(m) for m in (p.get("models") or {})) for p in data.get("providers", [])}
+            cached = (time.monotonic(), models)
+            self._models[directory] = cached
+        return cached[1]
+
+    async def check_agent(self, name: str, directory: str | None) -> None:
+        for fresh in (False, True):
+            agents = await self.agents(directory, fresh=fresh)
+            if any(a.get("name") == name for a in agents):
+                return
+        usable = ", ".join(a["name"] for a in agents if a.get("mode") in ("primary", "all", "subagent"))
+        raise UnknownChoice(f"unknown agent {name!r}; OpenCode offers: {usable}")
+
+    async def check_model(self, model: str, directory: str | None) -> tuple[str, str]:
+        provider, _, model_id = model.partition("/")
+        if not provider or not model_id:
+            raise UnknownChoice(f"model {model!r} must be written provider/model, for example openai/gpt-4o")
+        for fresh in (False, True):
+            models = await self.models(directory, fresh=fresh)
+            if model_id in models.get(provider, ()):
+                return provider, model_id
+        offered = "; ".join(f"{p}/{m}" for p, ms in models.items() for m in ms[:20]) or "none"
+        raise UnknownChoice(f"unknown model {model!r}; OpenCode offers: {offered}")

@@ -1,0 +1,226 @@
+"""Permission and question prompts: the gateway-wide policy and the input timeout.
+
+OpenCode stops mid-task to ask for a permission (a path outside the project, a `.env`
+read, …) or, through its `question` tool, for an answer. Headless, nobody would ever
+answer, so PERMISSION_POLICY decides:
+
+* allow: every session gets rules that allow everything and remove the question tool.
+* deny:  OpenCode's own rules stay; whatever it asks is rejected with a message, so the
+         agent is told why and carries on. The question tool is removed.
+* ask:   requests are surfaced (status `waiting_for_input`), answered with
+         `respond_to_task` or by MCP elicitation during a blocking call.
+
+In every mode a request left open for INPUT_TIMEOUT_SECONDS is rejected, and the task
+status says so. The broker acts only on sessions this gateway created.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict, deque
+from typing import Any
+
+import anyio
+
+from ..opencode import Event, EventHub, OpenCodeClient, OpenCodeError, OpenCodeNotFound, session_id_of
+
+log = logging.getLogger(__name__)
+
+GATEWAY_MARK = {"createdBy": "opencode-mcp-gateway"}
+DENY_MESSAGE = "Not allowed by the gateway's policy (PERMISSION_POLICY=deny). Continue without this action."
+REJECT_MESSAGE = "The user rejected this request. Continue without it."
+PERMISSION_REPLIES = ("once", "always", "reject")
+
+_ALLOW_ALL = {"permission": "*", "pattern": "*", "action": "allow"}
+_NO_QUESTIONS = {"permission": "question", "pattern": "*", "action": "deny"}
+
+
+def session_rules(policy: str) -> list[dict[str, str]]:
+    if policy == "allow":
+        return [_ALLOW_ALL, _NO_QUESTIONS]
+    if policy == "deny":
+        return [_NO_QUESTIONS]
+    return []
+
+
+def describe_request(raw: dict[str, Any], kind: str) -> dict[str, Any]:
+    """A pending request as callers see it."""
+    if kind == "question":
+        questions = [
+            {
+                "question": q.get("question"),
+                "header": q.get("header"),
+                "options": [o.get("label") for o in q.get("options") or []],
+                "multiple": bool(q.get("multiple")),
+            }
+            for q in raw.get("questions") or []
+        ]
+        first = questions[0]["question"] if questions else ""
+        return {
+            "id": raw.get("id"),
+            "kind": "question",
+            "questions": questions,
+            "description": f"OpenCode asks: {first}",
+            "how_to_answer": "respond_to_task with answers=[[label, ...] per question], or reply='reject'",
+        }
+    metadata = raw.get("metadata") or {}
+    patterns = [str(p) for p in raw.get("patterns") or []]
+    command = metadata.get("command") or metadata.get("filepath") or metadata.get("filePath")
+    permission = str(raw.get("permission") or "")
+    target = command or ", ".join(patterns)
+    return {
+        "id": raw.get("id"),
+        "kind": "permission",
+        "permission": permission,
+        "patterns": patterns,
+        "command": command,
+        "description": f"OpenCode asks permission for {permission}: {target}".strip(": "),
+        "how_to_answer": "respond_to_task with reply='once', 'always' or 'reject'",
+    }
+
+
+class PermissionBroker:
+    """Applies the policy and the input timeout to the requests of gateway sessions."""
+
+    def __init__(self, client: OpenCodeClient, hub: EventHub, policy: str, input_timeout: float) -> None:
+        self._client = client
+        self._hub = hub
+        self.policy = policy
+        self.input_timeout = input_timeout
+        self._open: dict[str, tuple[str, str, float]] = {}  # id -> (kind, session, first seen)
+        self._ours: OrderedDict[str, bool] = OrderedDict()
+        self._notices: OrderedDict[str, deque[str]] = OrderedDict()
+
+    # -- notices the task status shows --------------------------------------------------
+    def notices(self, session_id: str) -> list[str]:
+        return list(self._notices.get(session_id, ()))
+
+    def add_notice(self, session_id: str, text: str) -> None:
+        self._notices.setdefault(session_id, deque(maxlen=20)).append(text)
+        self._notices.move_to_end(session_id)
+        while len(self._notices) > 5000:
+            self._notices.popitem(last=False)
+
+    # -- the background loop --------------------------------------------------------------
+    async def run(self) -> None:
+        with self._hub.subscribe(None) as sub:
+            while True:
+                for event in await sub.next_batch(timeout=1.0):
+                    await self._on_event(event)
+                await self._expire()
+
+    async def _on_event(self, event: Event) -> None:
+        kind = event.get("type")
+        props = event.get("properties") or {}
+        if kind in ("permission.asked", "question.asked"):
+            await self._on_asked(props, "permission" if kind == "permission.asked" else "question")
+        elif kind in ("permission.replied", "question.replied", "question.rejected"):
+            self._open.pop(str(props.get("requestID") or props.get("id")), None)
+        elif kind == "gateway.resync":
+            await self._reconcile()
+
+    async def _on_asked(self, raw: dict[str, Any], kind: str) -> None:
+        request_id, session_id = str(raw.get("id")), session_id_of({"properties": raw}) or ""
+        if request_id in self._open or not await self._is_ours(session_id):
+            return
+        self._open[request_id] = (kind, session_id, time.monotonic())
+        if self.policy == "allow":
+            await self._answer(request_id, kind, allow=True)
+        elif self.policy == "deny":
+            await self._answer(request_id, kind, allow=False, message=DENY_MESSAGE)
+            self.add_notice(session_id, f"{describe_request(raw, kind)['description']} — denied by policy")
+
+    async def _reconcile(self) -> None:
+        """After a gap: pick up requests asked while the stream was down."""
+        try:
+            found = [(r, "permission") for r in await self._client.permissions()]
+            found += [(r, "question") for r in await self._client.questions()]
+        except OpenCodeError:
+            return
+        live = {str(r.get("id")) for r, _ in found}
+        for request_id in list(self._open):
+            if request_id not in live:
+                self._open.pop(request_id)
+        for raw, kind in found:
+            await self._on_asked(raw, kind)
+
+    async def _expire(self) -> None:
+        now = time.monotonic()
+        for request_id, (kind, session_id, seen) in list(self._open.items()):
+            if now - seen >= self.input_timeout:
+                message = (
+                    f"No answer within INPUT_TIMEOUT_SECONDS={self.input_timeout:g}s; the gateway rejected it. "
+                    "Continue without this action."
+                )
+                await self._answer(request_id, kind, allow=False, message=message)
+                self.add_notice(
+                    session_id,
+                    f"{kind} request {request_id} got no answer within {self.input_timeout:g}s and was rejected",
+                )
+
+    async def _answer(self, request_id: str, kind: str, *, allow: bool, message: str | None = None) -> None:
+        try:
+            await reply(self._client, request_id, kind, "once" if allow else "reject", message=message)
+        except OpenCodeNotFound:
+            pass  # answered meanwhile
+        except OpenCodeError as exc:
+            log.warning("could not answer %s %s: %s", kind, request_id, exc)
+            return
+        self._open.pop(request_id, None)
+
+    async def _is_ours(self, session_id: str) -> bool:
+        if not session_id:
+            return False
+        if session_id not in self._ours:
+            try:
+                session = await self._client.get_session(session_id)
+            except OpenCodeError:
+                return False
+            metadata = session.get("metadata") or {}
+            self._ours[session_id] = metadata.get("createdBy") == GATEWAY_MARK["createdBy"]
+            while len(self._ours) > 10_000:
+                self._ours.popitem(last=False)
+        return self._ours[session_id]
+
+    def forget(self, request_id: str) -> None:
+        self._open.pop(request_id, None)
+
+
+async def reply(
+    client: OpenCodeClient,
+    request_id: str,
+    kind: str,
+    decision: str,
+    *,
+    answers: list[list[str]] | None = None,
+    message: str | None = None,
+) -> None:
+    """Answer one request. A rejected permission always carries a message, so the agent
+    learns why and carries on (without one OpenCode ends the whole run)."""
+    if kind == "question":
+        if decision == "reject" or answers is None:
+            await client.reject_question(request_id)
+        else:
+            await client.reply_question(request_id, answers)
+        return
+    await client.reply_permission(request_id, decision, (message or REJECT_MESSAGE) if decision == "reject" else None)
+
+
+async def open_requests(client: OpenCodeClient, session_id: str, directory: str | None) -> list[dict[str, Any]]:
+    """The permission and question requests open for one session, as callers see them."""
+    async with anyio.create_task_group() as tg:
+        found: dict[str, list[dict[str, Any]]] = {}
+
+        async def load(kind: str) -> None:
+            fetch = client.permissions if kind == "permission" else client.questions
+            found[kind] = await fetch(directory)
+
+        tg.start_soon(load, "permission")
+        tg.start_soon(load, "question")
+    return [
+        describe_request(raw, kind)
+        for kind in ("permission", "question")
+        for raw in found[kind]
+        if raw.get("sessionID") == session_id
+    ]

@@ -1,0 +1,193 @@
+"""The turn-state rules: what a task's status is, given what OpenCode reports.
+
+Pure functions over OpenCode's own records (messages, the session's busy/retry entry and
+the open permission/question requests), so any gateway process derives the same answer.
+
+A task is one turn: the user message the gateway submitted and the assistant messages
+whose `parentID` is that message. The rules (opencode 1.18.33):
+
+* completed: the turn's last assistant message is completed, its `finish` is not
+  `tool-calls`, and the session is not busy or retrying with this turn.
+* aborted: the last assistant message carries `MessageAbortedError`.
+* failed: any other error on it (the provider's message is kept), or the run stopped
+  without an answer (OpenCode restarted or crashed mid-turn).
+* waiting_for_input: still running, with a permission or question request open.
+* running: everything else, including a retrying provider (reported with the attempt).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Status = Literal["running", "completed", "failed", "aborted", "waiting_for_input"]
+TERMINAL: frozenset[str] = frozenset({"completed", "failed", "aborted"})
+ABORTED_ERROR = "MessageAbortedError"
+# How long a submitted turn may show no assistant message on an idle session before we
+# call it lost: OpenCode needs ~0.6 s (up to ~3 s on a cold instance) to mark it busy.
+START_GRACE_MS = 30_000
+
+INTERRUPTED = (
+    "OpenCode stopped while this task was running (it was restarted or crashed), so the "
+    "turn never finished. The work done so far is kept: continue it with run_coding_task "
+    "and this task_id, or start a new task."
+)
+NEVER_STARTED = (
+    "OpenCode accepted this task but never started it (it was restarted, or the agent or "
+    "model failed to load). Submit it again."
+)
+STOPPED_AFTER_TOOL = "OpenCode ended the run after a tool step without a final answer"
+
+
+@dataclass
+class TurnState:
+    status: Status
+    result: str | None = None
+    error: str | None = None
+    error_name: str | None = None
+    retry: dict[str, Any] | None = None
+    created_ms: int | None = None
+    completed_ms: int | None = None
+    tokens: dict[str, int] = field(default_factory=dict)
+    cost: float = 0.0
+    agent: str | None = None
+    model: str | None = None
+    steps: int = 0
+    suspect_interrupted: bool = False  # re-read once before trusting a "failed: interrupted"
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+def info(message: dict[str, Any]) -> dict[str, Any]:
+    value = message.get("info")
+    return value if isinstance(value, dict) else {}
+
+
+def find_user_message(messages: list[dict[str, Any]], message_id: str | None) -> dict[str, Any] | None:
+    """The turn's user message; with no id, the newest user message of the session."""
+    users = [m for m in messages if info(m).get("role") == "user"]
+    if message_id is None:
+        return users[-1] if users else None
+    return next((m for m in users if info(m).get("id") == message_id), None)
+
+
+def turn_messages(messages: list[dict[str, Any]], user_id: str) -> list[dict[str, Any]]:
+    return [m for m in messages if info(m).get("role") == "assistant" and info(m).get("parentID") == user_id]
+
+
+def final_text(turn: list[dict[str, Any]]) -> str | None:
+    for message in reversed(turn):
+        texts = [
+            str(p.get("text", ""))
+            for p in message.get("parts", [])
+            if p.get("type") == "text" and not p.get("synthetic") and p.get("text")
+        ]
+        if texts:
+            return "\n".join(texts).strip()
+    return None
+
+
+def error_text(error: dict[str, Any]) -> str:
+    data = error.get("data") if isinstance(error.get("data"), dict) else {}
+    message = (data or {}).get("message") or error.get("message") or error.get("name") or "unknown error"
+    status = (data or {}).get("statusCode")
+    return f"{message} (HTTP {status} from the model provider)" if status else str(message)
+
+
+def _sum_tokens(turn: list[dict[str, Any]]) -> tuple[dict[str, int], float]:
+    totals = {"input": 0, "output": 0, "reasoning": 0, "cache_read": 0, "cache_write": 0}
+    cost = 0.0
+    for message in turn:
+        tokens = info(message).get("tokens") or {}
+        cache = tokens.get("cache") or {}
+        totals["input"] += int(tokens.get("input") or 0)
+        totals["output"] += int(tokens.get("output") or 0)
+        totals["reasoning"] += int(tokens.get("reasoning") or 0)
+        totals["cache_read"] += int(cache.get("read") or 0)
+        totals["cache_write"] += int(cache.get("write") or 0)
+        cost += float(info(message).get("cost") or 0)
+    return totals, cost
+
+
+def derive(
+    messages: list[dict[str, Any]],
+    user_id: str,
+    session_status: dict[str, Any] | None,
+    *,
+    pending: int = 0,
+    now_ms: int,
+    session_error: dict[str, Any] | None = None,
+) -> TurnState:
+    """The task's state. `session_status` is this session's entry of /session/status
+    (None when idle); `session_error` the last `session.error` seen for this turn."""
+    user = find_user_message(messages, user_id)
+    user_info = info(user) if user else {}
+    turn = turn_messages(messages, user_id)
+    tokens, cost = _sum_tokens(turn)
+    model = user_info.get("model") or {}
+    state = TurnState(
+        status="running",
+        created_ms=(user_info.get("time") or {}).get("created"),
+        tokens=tokens,
+        cost=cost,
+        agent=user_info.get("agent"),
+        model=f"{model['providerID']}/{model['modelID']}" if model.get("providerID") else None,
+        steps=len(turn),
+    )
+    kind = (session_status or {}).get("type")
+    busy = kind in ("busy", "retry")
+    later_turn = any(info(m).get("role") == "user" and str(info(m).get("id", "")) > user_id for m in messages)
+    if kind == "retry" and not later_turn:
+        state.retry = {
+            "attempt": session_status.get("attempt") if session_status else None,
+            "message": session_status.get("message") if session_status else None,
+            "next_retry_ms": session_status.get("next") if session_status else None,
+        }
+
+    last = info(turn[-1]) if turn else None
+    if last is None:
+        if session_error is not None:
+            _fail(state, session_error)
+        elif not busy and not later_turn and state.created_ms and now_ms - state.created_ms > START_GRACE_MS:
+            state.status, state.error = "failed", NEVER_STARTED
+    elif last.get("error"):
+        _fail(state, last["error"])
+        state.completed_ms = (last.get("time") or {}).get("completed")
+    elif (last.get("time") or {}).get("completed"):
+        own_run_active = busy and not later_turn
+        if last.get("finish") not in (None, "tool-calls"):
+            if not own_run_active:
+                state.status = "completed"
+                state.result = final_text(turn)
+                state.completed_ms = last["time"]["completed"]
+        elif not own_run_active:
+            state.status, state.error = "failed", STOPPED_AFTER_TOOL + _last_tool_error(turn)
+            state.suspect_interrupted = True
+    elif not (busy and not later_turn):
+        state.status, state.error = "failed", INTERRUPTED
+        state.suspect_interrupted = True
+
+    if state.status == "running":
+        state.result = final_text(turn)  # what has streamed so far
+        if pending:
+            state.status = "waiting_for_input"
+    return state
+
+
+def _fail(state: TurnState, error: dict[str, Any]) -> None:
+    state.error_name = str(error.get("name") or "")
+    if state.error_name == ABORTED_ERROR:
+        state.status, state.error = "aborted", "The task was aborted."
+    else:
+        state.status, state.error = "failed", error_text(error)
+
+
+def _last_tool_error(turn: list[dict[str, Any]]) -> str:
+    for message in reversed(turn):
+        for part in reversed(message.get("parts", [])):
+            st = part.get("state") or {}
+            if part.get("type") == "tool" and st.get("status") == "error":
+                return f": {part.get('tool')} failed with {str(st.get('error', ''))[:300]!r}"
+    return "."

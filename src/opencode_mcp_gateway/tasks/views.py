@@ -1,0 +1,150 @@
+"""What the tools return: these models are the tools' output schemas too."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+TaskStatus = Literal["running", "completed", "failed", "aborted", "waiting_for_input"]
+
+
+class FileChange(BaseModel):
+    path: str
+    status: str = Field(description="added, modified or deleted")
+    additions: int
+    deletions: int
+
+
+class FileDiff(FileChange):
+    patch: str = Field(description="unified diff of this file (cut when patch_truncated)")
+    patch_truncated: bool = False
+
+
+class Question(BaseModel):
+    question: str | None = None
+    header: str | None = None
+    options: list[str] = Field(default_factory=list)
+    multiple: bool = False
+
+
+class PendingRequest(BaseModel):
+    id: str = Field(description="request_id to pass to respond_to_task")
+    kind: Literal["permission", "question"]
+    description: str
+    permission: str | None = Field(None, description="permission OpenCode asks for (bash, edit, external_directory…)")
+    patterns: list[str] = Field(default_factory=list)
+    command: str | None = None
+    questions: list[Question] = Field(default_factory=list)
+    how_to_answer: str | None = None
+
+
+class RetryInfo(BaseModel):
+    attempt: int | None = None
+    message: str | None = None
+    next_retry_at: str | None = None
+
+
+class Tokens(BaseModel):
+    input: int = 0
+    output: int = 0
+    reasoning: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+
+
+class TaskView(BaseModel):
+    task_id: str
+    status: TaskStatus
+    session_id: str
+    result: str | None = Field(None, description="the final assistant text once completed (text so far while running)")
+    error: str | None = Field(None, description="why the task failed")
+    files_changed: list[FileChange] = Field(default_factory=list)
+    pending: list[PendingRequest] = Field(default_factory=list, description="open requests while waiting_for_input")
+    retry: RetryInfo | None = Field(None, description="set while OpenCode retries a failing model provider")
+    notices: list[str] = Field(default_factory=list, description="what the gateway did on the task's behalf")
+    agent: str | None = None
+    model: str | None = None
+    directory: str | None = None
+    title: str | None = None
+    created_at: str | None = None
+    completed_at: str | None = None
+    elapsed_seconds: float | None = None
+    tokens: Tokens = Field(default_factory=Tokens)
+    cost: float = 0.0
+    next_step: str | None = Field(None, description="what the caller can do next")
+
+
+class ToolCall(BaseModel):
+    tool: str | None
+    status: str | None
+    title: str | None = None
+    input: Any = None
+    output: str | None = None
+    error: str | None = None
+
+
+class Message(BaseModel):
+    id: str | None
+    role: str | None
+    text: str
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    created_at: int | None = Field(None, description="epoch milliseconds")
+    finish: str | None = None
+    error: str | None = None
+
+
+class MessagesView(BaseModel):
+    task_id: str
+    messages: list[Message] = Field(description="oldest first")
+    total: int = Field(description="messages in the task's conversation")
+    truncated: bool
+    note: str | None = None
+
+
+class DiffView(BaseModel):
+    task_id: str
+    files: list[FileDiff]
+    truncated: bool
+    note: str | None = None
+
+
+class AbortView(BaseModel):
+    task_id: str
+    aborted: bool = Field(description="true if the task was running and has been stopped")
+    status: TaskStatus
+    message: str
+
+
+class Agent(BaseModel):
+    name: str
+    description: str | None = None
+    mode: str | None = Field(None, description="primary (usable as agent), subagent or all")
+
+
+class AgentsView(BaseModel):
+    agents: list[Agent]
+    default_agent: str
+
+
+class OpenCodeHealth(BaseModel):
+    healthy: bool
+    version: str | None = None
+    url: str
+    error: str | None = None
+
+
+class HealthView(BaseModel):
+    gateway: str = "ok"
+    version: str
+    opencode: OpenCodeHealth
+    event_stream_connected: bool
+    permission_policy: str
+
+
+class RespondView(BaseModel):
+    task_id: str
+    request_id: str
+    answered: bool
+    status: TaskStatus
+    pending: list[PendingRequest] = Field(default_factory=list)

@@ -1,0 +1,229 @@
+"""The MCP tools: schemas, annotations and thin handlers over the task service."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Literal, ParamSpec, TypeVar
+
+import anyio
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
+from .. import __version__
+from ..opencode import OpenCodeError, OpenCodeUnavailable
+from ..tasks import InvalidTaskId, TaskError, TaskService, UnknownChoice, WorkspaceError, parse_task_id
+from ..tasks.views import AbortView, Agent, AgentsView, DiffView, HealthView, MessagesView, RespondView, TaskView
+from .elicitation import make_asker
+from .health import opencode_health
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+INSTRUCTIONS = """\
+Hands coding work to OpenCode, an autonomous coding agent working in a repository.
+run_coding_task submits a task and waits for it (sending progress); if it runs past
+timeout_seconds you get status 'running' and a task_id: poll get_task_status.
+run_coding_task_async returns a task_id at once. Task ids stay valid as long as
+OpenCode keeps the session. Pass task_id to run_coding_task to continue a session.
+Status 'waiting_for_input' means OpenCode asks a permission or a question: answer
+with respond_to_task."""
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+RUNS_AGENT = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True)
+
+TaskIdArg = Annotated[str, Field(description="task_id returned by run_coding_task or run_coding_task_async")]
+Prompt = Annotated[str, Field(description="What OpenCode should do, in plain language, with the files and goal")]
+AgentArg = Annotated[str | None, Field(description="OpenCode agent (see list_agents); default from DEFAULT_AGENT")]
+ModelArg = Annotated[str | None, Field(description="provider/model to use, e.g. openai/gpt-4o; default: OpenCode's")]
+DirectoryArg = Annotated[
+    str | None, Field(description="absolute workspace path on the OpenCode host (inside WORKSPACE_ROOT if set)")
+]
+TitleArg = Annotated[str | None, Field(description="short title for the OpenCode session")]
+FollowUpArg = Annotated[
+    str | None, Field(description="task_id of an earlier task to continue in the same session, keeping its context")
+]
+
+
+def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Expected failures become tool errors (isError) with a message that says what to fix."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except (TaskError, InvalidTaskId, UnknownChoice, WorkspaceError) as exc:
+            raise ToolError(str(exc)) from None
+        except OpenCodeUnavailable as exc:
+            raise ToolError(f"{exc}. Is `opencode serve` running? GET /readyz on the gateway tells.") from None
+        except OpenCodeError as exc:
+            raise ToolError(f"OpenCode error: {exc}") from None
+
+    return wrapper
+
+
+def build_server(service: TaskService) -> MCPServer:
+    settings = service.settings
+    mcp = MCPServer("opencode-mcp-gateway", version=__version__, instructions=INSTRUCTIONS)
+
+    async def progress_reporter(ctx: Context) -> Callable[[str], Awaitable[None]]:
+        step = 0
+
+        async def report(message: str) -> None:
+            nonlocal step
+            step += 1
+            try:
+                await ctx.report_progress(step, None, message)
+            except Exception as exc:  # a gone client must not end the task
+                log.debug("progress not delivered: %s", exc)
+
+        return report
+
+    @mcp.tool(annotations=RUNS_AGENT)
+    @tool_errors
+    async def run_coding_task(
+        prompt: Prompt,
+        ctx: Context,
+        agent: AgentArg = None,
+        model: ModelArg = None,
+        directory: DirectoryArg = None,
+        title: TitleArg = None,
+        timeout_seconds: Annotated[
+            float | None,
+            Field(gt=0, le=86_400, description="how long to wait before returning status 'running' (default 600)"),
+        ] = None,
+        task_id: FollowUpArg = None,
+    ) -> TaskView:
+        """Run a coding task with OpenCode and wait for it to finish.
+
+        Returns the final answer, status and changed files. Sends progress notifications
+        while it works. If it takes longer than timeout_seconds, returns status 'running'
+        with a task_id to poll with get_task_status (the task keeps going). Cancelling
+        this call aborts the task."""
+        tid = await service.submit(
+            prompt=prompt, agent=agent, model=model, directory=directory, title=title, task_id=task_id
+        )
+        asker = make_asker(ctx) if settings.permission_policy == "ask" else None
+        try:
+            return await service.wait(
+                tid,
+                timeout_seconds or settings.task_timeout_seconds,
+                report=await progress_reporter(ctx),
+                ask=asker,
+            )
+        except anyio.get_cancelled_exc_class():
+            if service.shutting_down:
+                raise  # the gateway stops, the task goes on: readable later by task_id
+            with anyio.CancelScope(shield=True), anyio.move_on_after(15):
+                log.info("client cancelled run_coding_task; aborting %s", tid)
+                await service.abort(tid)
+            raise
+
+    @mcp.tool(annotations=RUNS_AGENT)
+    @tool_errors
+    async def run_coding_task_async(
+        prompt: Prompt,
+        agent: AgentArg = None,
+        model: ModelArg = None,
+        directory: DirectoryArg = None,
+        title: TitleArg = None,
+        task_id: FollowUpArg = None,
+    ) -> TaskView:
+        """Start a coding task with OpenCode and return its task_id at once (status 'running').
+
+        Follow it with get_task_status; read results with get_task_messages and
+        get_task_diff; stop it with abort_task. Disconnecting does not stop it."""
+        tid = await service.submit(
+            prompt=prompt, agent=agent, model=model, directory=directory, title=title, task_id=task_id
+        )
+        return await service.view(tid, with_files=False)
+
+    @mcp.tool(annotations=READ_ONLY)
+    @tool_errors
+    async def get_task_status(
+        task_id: TaskIdArg,
+        wait_seconds: Annotated[
+            float,
+            Field(ge=0, le=300, description="wait up to this long for the task to end or need input (0: no wait)"),
+        ] = 0,
+    ) -> TaskView:
+        """Status of a task: running, completed, failed, aborted or waiting_for_input, with
+        the result or error, changed files, pending requests, timestamps and token/cost figures."""
+        if wait_seconds > 0:
+            return await service.wait(parse_task_id(task_id), wait_seconds)
+        return await service.view(task_id)
+
+    @mcp.tool(annotations=READ_ONLY)
+    @tool_errors
+    async def get_task_messages(
+        task_id: TaskIdArg,
+        limit: Annotated[int, Field(ge=1, le=1000, description="how many messages, newest kept")] = 50,
+        offset: Annotated[int, Field(ge=0, description="skip this many of the newest messages (to page back)")] = 0,
+    ) -> MessagesView:
+        """The task's conversation, oldest first: texts and tool calls with input, output and
+        status. Bounded in size; `note` says what was cut and how to read the rest."""
+        return await service.messages(task_id, limit=limit, offset=offset)
+
+    @mcp.tool(annotations=READ_ONLY)
+    @tool_errors
+    async def get_task_diff(
+        task_id: TaskIdArg,
+        path: Annotated[str | None, Field(description="only this file, with its whole patch")] = None,
+    ) -> DiffView:
+        """Files the task changed: path, status, additions, deletions and a unified patch
+        (bounded; `note` says how to get a cut patch whole)."""
+        return await service.diff(task_id, path=path)
+
+    @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True))
+    @tool_errors
+    async def abort_task(task_id: TaskIdArg) -> AbortView:
+        """Stop a running task. Aborting a task that already ended is harmless and says so.
+        Its messages and changes so far stay readable."""
+        return await service.abort(task_id)
+
+    @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False))
+    @tool_errors
+    async def respond_to_task(
+        task_id: TaskIdArg,
+        request_id: Annotated[str, Field(description="id of the pending request (from get_task_status.pending)")],
+        reply: Annotated[
+            Literal["once", "always", "reject"] | None,
+            Field(description="for a permission: once, always or reject; 'reject' also refuses a question"),
+        ] = None,
+        answers: Annotated[
+            list[list[str]] | None,
+            Field(description='for a question: one list of chosen option labels per question, e.g. [["yes"]]'),
+        ] = None,
+        message: Annotated[str | None, Field(description="optional note to the agent with a rejection")] = None,
+    ) -> RespondView:
+        """Answer a permission or question request of a task in status waiting_for_input."""
+        return await service.respond(task_id, request_id, reply, answers, message)
+
+    @mcp.tool(annotations=READ_ONLY)
+    @tool_errors
+    async def list_agents() -> AgentsView:
+        """The agents OpenCode offers (name, description, mode). Pass a primary agent's
+        name as `agent` to run_coding_task."""
+        agents = await service.catalog.agents(fresh=True)
+        return AgentsView(
+            agents=[
+                Agent(name=a["name"], description=a.get("description") or None, mode=a.get("mode")) for a in agents
+            ],
+            default_agent=settings.default_agent,
+        )
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def health_check() -> HealthView:
+        """Health of the gateway and of OpenCode behind it, with OpenCode's version."""
+        return HealthView(
+            version=__version__,
+            opencode=await opencode_health(service.client),
+            event_stream_connected=service.hub.connected,
+            permission_policy=settings.permission_policy,
+        )
+
+    return mcp

@@ -1,0 +1,42 @@
+"""Driving the gateway with the MCP SDK's own client over HTTP."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx2
+from mcp.client.session import ClientSession, ElicitationFnT
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import CallToolResult
+
+
+def script(*steps: dict[str, Any], say: str = "Do the scripted work.") -> str:
+    """A prompt the fake LLM plays back step by step."""
+    return f"{say}\nFAKE_SCRIPT: {json.dumps(list(steps))}"
+
+
+@asynccontextmanager
+async def mcp_session(
+    url: str, *, headers: dict[str, str] | None = None, elicitation: ElicitationFnT | None = None
+) -> AsyncIterator[ClientSession]:
+    async with (
+        httpx2.AsyncClient(headers=headers or {}, timeout=httpx2.Timeout(30, read=600)) as http,
+        streamable_http_client(url, http_client=http) as (read, write),
+        ClientSession(read, write, elicitation_callback=elicitation) as session,
+    ):
+        await session.initialize()
+        yield session
+
+
+def data(result: CallToolResult) -> dict[str, Any]:
+    """The structured result of a successful call (fails the test on a tool error)."""
+    assert not result.is_error, f"tool error: {error_text(result)}"
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+def error_text(result: CallToolResult) -> str:
+    return " ".join(getattr(c, "text", "") for c in result.content)

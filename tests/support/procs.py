@@ -1,0 +1,201 @@
+"""Real processes for the end-to-end tests: `opencode serve` and the gateway."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+REPO = Path(__file__).resolve().parents[2]
+PLUGIN_LOCK = {"lockfileVersion": 3, "packages": {"": {"dependencies": {"@opencode-ai/plugin": "1.18.33"}}}}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def opencode_binary() -> str:
+    configured = os.environ.get("OPENCODE_BIN")
+    default = REPO / ".tools" / "node_modules" / "opencode-linux-x64" / "bin" / "opencode"
+    binary = configured or str(default)
+    if not os.access(binary, os.X_OK):
+        raise RuntimeError(f"opencode binary not found at {binary}: run `make test` (it installs opencode-ai)")
+    return binary
+
+
+def git_repo(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "README.md").write_text("# scratch project\n")
+    run = {"cwd": path, "check": True, "capture_output": True}
+    subprocess.run(["git", "init", "-q"], **run)  # type: ignore[call-overload]
+    subprocess.run(["git", "add", "."], **run)  # type: ignore[call-overload]
+    subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"], **run)  # type: ignore[call-overload]
+    return path
+
+
+def isolated_env(state: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCODE_", "MCP_"))}
+    dirs = {
+        "HOME": state / "home",
+        "XDG_CONFIG_HOME": state / "config",
+        "XDG_DATA_HOME": state / "data",
+        "XDG_CACHE_HOME": state / "cache",
+        "XDG_STATE_HOME": state / "state",
+    }
+    for path in dirs.values():
+        path.mkdir(parents=True, exist_ok=True)
+    plugin = dirs["XDG_CONFIG_HOME"] / "opencode"
+    (plugin / "node_modules").mkdir(parents=True, exist_ok=True)
+    (plugin / "package-lock.json").write_text(json.dumps(PLUGIN_LOCK))
+    env.update({k: str(v) for k, v in dirs.items()})
+    env.update(
+        {
+            "OPENCODE_DISABLE_MODELS_FETCH": "1",
+            "OPENCODE_DISABLE_AUTOUPDATE": "1",
+            "OPENCODE_DISABLE_LSP_DOWNLOAD": "1",
+            "npm_config_registry": "http://127.0.0.1:9/",
+        }
+    )
+    return env
+
+
+def fake_provider_config(llm_url: str) -> dict[str, Any]:
+    return {
+        "$schema": "https://opencode.ai/config.json",
+        "model": "fake/fake-model",
+        "small_model": "fake/fake-model",
+        "enabled_providers": ["fake"],
+        "autoupdate": False,
+        "share": "disabled",
+        "provider": {
+            "fake": {
+                "npm": "@ai-sdk/openai-compatible",
+                "name": "Fake LLM",
+                "options": {"baseURL": llm_url, "apiKey": "sk-fake"},
+                "models": {
+                    "fake-model": {"name": "Fake Model", "tool_call": True, "limit": {"context": 128000, "output": 8192}},
+                    "other-model": {"name": "Other", "tool_call": True, "limit": {"context": 128000, "output": 8192}},
+                },
+            }
+        },
+    }
+
+
+class OpenCodeServer:
+    """`opencode serve` with isolated state, the fake LLM as its only provider."""
+
+    def __init__(self, root: Path, llm_url: str, port: int | None = None) -> None:
+        self.root = root
+        self.llm_url = llm_url
+        self.port = port or free_port()
+        self.workspace = git_repo(root / "workspace")
+        self.env = isolated_env(root / "state")
+        self.env["OPENCODE_CONFIG_CONTENT"] = json.dumps(fake_provider_config(llm_url))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> OpenCodeServer:
+        log = open(self.root / "opencode.log", "ab")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen(
+            [opencode_binary(), "serve", "--hostname", "127.0.0.1", "--port", str(self.port)],
+            cwd=self.workspace,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if b"listening on" in (self.root / "opencode.log").read_bytes():
+                break
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"opencode serve exited: {(self.root / 'opencode.log').read_text()[-2000:]}")
+            time.sleep(0.05)
+        wait_http(f"{self.url}/global/health", timeout=deadline - time.monotonic())
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Gateway:
+    """The gateway as users run it: the console script, configured by environment."""
+
+    def __init__(self, root: Path, env: dict[str, str], args: tuple[str, ...] = ()) -> None:
+        self.root = root
+        self.port = free_port()
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCODE_", "MCP_", "PERMISSION_"))}
+        self.env.update({"PORT": str(self.port), "HOST": "127.0.0.1", "LOG_LEVEL": "INFO"})
+        self.env.update(env)
+        self.args = args
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = root / f"gateway-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def mcp_url(self) -> str:
+        return self.url + self.env.get("MCP_PATH", "/mcp")
+
+    def start(self, timeout: float = 30) -> Gateway:
+        self.root.mkdir(parents=True, exist_ok=True)
+        script = Path(sys.executable).with_name("opencode-mcp-gateway")
+        command = [str(script)] if script.exists() else [sys.executable, "-m", "opencode_mcp_gateway"]
+        log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen(
+            [*command, *self.args], env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.root
+        )
+        wait_http(f"{self.url}/healthz", timeout=timeout, proc=self.proc, log=self.log_path)
+        return self
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int | None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+
+def wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None, log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited ({proc.returncode}): {log.read_text()[-3000:] if log else ''}")
+        try:
+            if httpx2.get(url, timeout=0.5).status_code < 500:
+                return
+        except httpx2.HTTPError as exc:
+            last = exc
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f}s ({last})")
