@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
+from collections.abc import Generator
 
 import uvicorn
 
@@ -62,7 +64,7 @@ def serve(settings: Settings) -> None:
         settings.opencode_base_url,
         " (spawned)" if settings.spawn_opencode else "",
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -70,3 +72,15 @@ def serve(settings: Settings) -> None:
         timeout_graceful_shutdown=5,
         lifespan="on",
     )
+    _Server(config).run()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGTERM after a graceful shutdown, so the process would report
+    death by signal; a clean stop exits 0, as supervisors and kubelets expect."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()

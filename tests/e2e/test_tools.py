@@ -32,7 +32,7 @@ def unique(name: str) -> str:
 async def test_tools_have_schemas_descriptions_and_annotations(gateway: Gateway) -> None:
     async with mcp_session(gateway.mcp_url) as s:
         tools = {t.name: t for t in (await s.list_tools()).tools}
-    assert EXPECTED_TOOLS <= set(tools)
+    assert set(tools) >= EXPECTED_TOOLS
     for tool in tools.values():
         assert tool.description and len(tool.description) > 30, tool.name
         assert tool.output_schema is not None, tool.name
@@ -59,9 +59,7 @@ async def test_run_coding_task_edits_a_file_and_reports_it(gateway: Gateway, ope
         progress.append((value, message))
 
     async with mcp_session(gateway.mcp_url) as s:
-        result = data(
-            await s.call_tool("run_coding_task", {"prompt": script(*steps)}, progress_callback=on_progress)
-        )
+        result = data(await s.call_tool("run_coding_task", {"prompt": script(*steps)}, progress_callback=on_progress))
     assert result["status"] == "completed"
     assert result["result"] == f"I created {name} with an add function."
     assert result["error"] is None

@@ -82,7 +82,11 @@ def fake_provider_config(llm_url: str) -> dict[str, Any]:
                 "name": "Fake LLM",
                 "options": {"baseURL": llm_url, "apiKey": "sk-fake"},
                 "models": {
-                    "fake-model": {"name": "Fake Model", "tool_call": True, "limit": {"context": 128000, "output": 8192}},
+                    "fake-model": {
+                        "name": "Fake Model",
+                        "tool_call": True,
+                        "limit": {"context": 128000, "output": 8192},
+                    },
                     "other-model": {"name": "Other", "tool_call": True, "limit": {"context": 128000, "output": 8192}},
                 },
             }

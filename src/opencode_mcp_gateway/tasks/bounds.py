@@ -99,7 +99,7 @@ def page_messages(messages: list[dict[str, Any]], *, limit: int, offset: int, bu
         item, cut = render_message(message)
         rendered.append(item)
         any_cut = any_cut or cut
-    page = Page(items=rendered, total=total)
+    page = Page(items=list(rendered), total=total)
     while len(page.items) > 1 and _size(page.items) > budget:
         page.items.pop(0)
     dropped = len(rendered) - len(page.items)

@@ -1,0 +1,147 @@
+"""The HTTP edge: bearer token, Host and Origin checks, probes, start-up errors, spawn mode."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from tests.support.client import data, error_text, mcp_session, script
+from tests.support.fake_llm import FakeLLM
+from tests.support.procs import Gateway, free_port, opencode_binary
+
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+
+
+def post_init(url: str, **headers: str) -> httpx2.Response:
+    return httpx2.post(url, json=INIT, headers={**MCP_HEADERS, **headers}, timeout=10)
+
+
+async def test_bearer_token_guards_mcp_but_not_the_probes(gateways: object) -> None:
+    gw = gateways.get(MCP_BEARER_TOKEN="s3cret-token")  # type: ignore[attr-defined]
+    missing = post_init(gw.mcp_url)
+    assert missing.status_code == 401 and missing.headers["www-authenticate"].startswith("Bearer")
+    assert post_init(gw.mcp_url, authorization="Bearer wrong-token").status_code == 401
+    assert post_init(gw.mcp_url, authorization="Basic czNjcmV0LXRva2Vu").status_code == 401
+    assert post_init(gw.mcp_url, authorization="Bearer s3cret-token").status_code == 200
+    assert httpx2.get(gw.url + "/healthz").status_code == 200
+    assert httpx2.get(gw.url + "/readyz").text == "ready"
+    async with mcp_session(gw.mcp_url, headers={"Authorization": "Bearer s3cret-token"}) as s:
+        assert data(await s.call_tool("health_check", {}))["opencode"]["healthy"] is True
+    assert "s3cret-token" not in gw.logs()
+
+
+async def test_host_and_origin_checks(gateways: object) -> None:
+    gw = gateways.get(ALLOWED_HOSTS="gateway.example.com,localhost")  # type: ignore[attr-defined]
+    assert post_init(gw.mcp_url, host="evil.example").status_code == 421
+    assert post_init(gw.mcp_url, host="gateway.example.com").status_code == 200
+    assert post_init(gw.mcp_url, host=f"localhost:{gw.port}").status_code == 200
+    assert post_init(gw.mcp_url, host="127.0.0.1").status_code == 421  # not listed
+    refused = post_init(gw.mcp_url, host="gateway.example.com", origin="https://evil.example")
+    assert refused.status_code == 403
+    assert post_init(gw.mcp_url, host="gateway.example.com", origin="https://gateway.example.com").status_code == 200
+    # probes are exempt: kubelets call them by pod IP
+    assert httpx2.get(gw.url + "/healthz", headers={"host": "10.1.2.3:8080"}).status_code == 200
+    assert httpx2.get(gw.url + "/readyz", headers={"host": "10.1.2.3:8080"}).status_code == 200
+
+
+async def test_loopback_bind_accepts_only_local_names_by_default(gateway: Gateway) -> None:
+    assert post_init(gateway.mcp_url).status_code == 200  # Host: 127.0.0.1:<port>
+    assert post_init(gateway.mcp_url, host="attacker.example").status_code == 421
+    assert post_init(gateway.mcp_url, origin="http://attacker.example").status_code == 403
+    assert post_init(gateway.mcp_url, origin="http://localhost:3000").status_code == 200
+
+
+async def test_opencode_down_gives_health_false_not_ready_and_a_clear_tool_error(tmp_path: Path) -> None:
+    gw = Gateway(tmp_path, {"OPENCODE_BASE_URL": f"http://127.0.0.1:{free_port()}"}).start()
+    try:
+        health = httpx2.get(gw.url + "/healthz").json()
+        assert health["gateway"] == "ok" and health["opencode"]["healthy"] is False
+        ready = httpx2.get(gw.url + "/readyz")
+        assert ready.status_code == 503
+        started = time.monotonic()
+        async with mcp_session(gw.mcp_url) as s:
+            result = await s.call_tool("run_coding_task", {"prompt": "anything"})
+            checked = data(await s.call_tool("health_check", {}))
+        assert result.is_error and "unreachable" in error_text(result)
+        assert time.monotonic() - started < 15
+        assert checked["opencode"]["healthy"] is False
+    finally:
+        gw.stop()
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "names"),
+    [
+        ({"PORT": "not-a-port"}, (), "PORT"),
+        ({"PORT": "70000"}, (), "PORT"),
+        ({"MCP_PATH": "mcp"}, (), "MCP_PATH"),
+        ({"OPENCODE_BASE_URL": "ftp://x"}, (), "OPENCODE_BASE_URL"),
+        ({"PERMISSION_POLICY": "maybe"}, (), "PERMISSION_POLICY"),
+        ({"OPENCODE_API_URL": "http://x/v1", "OPENCODE_MODEL_NAME": "m"}, ("--spawn-opencode",), "OPENCODE_API_KEY"),
+        ({"SPAWN_OPENCODE": "true"}, (), "OPENCODE_API_URL"),
+    ],
+)
+def test_invalid_configuration_stops_with_one_line_naming_the_variable(
+    env: dict[str, str], args: tuple[str, ...], names: str, tmp_path: Path
+) -> None:
+    clean = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **env}
+    proc = subprocess.run(
+        [sys.executable, "-m", "opencode_mcp_gateway", *args],
+        env=clean,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and names in lines[0], proc.stderr
+
+
+async def test_spawn_mode_runs_opencode_and_a_task(tmp_path: Path, fake_llm: FakeLLM) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=workspace, check=True)
+    env = {
+        "OPENCODE_BASE_URL": f"http://127.0.0.1:{free_port()}",
+        "OPENCODE_API_URL": fake_llm.url,  # type: ignore[attr-defined]
+        "OPENCODE_API_KEY": "sk-spawned-secret",
+        "OPENCODE_MODEL_NAME": "spawned-model",
+        "WORKSPACE_DIR": str(workspace),
+        "OPENCODE_STATE_DIR": str(tmp_path / "state"),
+    }
+    env["OPENCODE_BIN"] = opencode_binary()
+    gw = Gateway(tmp_path, env, args=("--spawn-opencode",)).start()
+    try:
+        deadline = time.monotonic() + 30
+        while httpx2.get(gw.url + "/readyz").status_code != 200:
+            assert time.monotonic() < deadline, gw.logs()
+            time.sleep(0.1)
+        steps = ({"tool": "write", "args": {"filePath": "spawned.txt", "content": "hi\n"}}, {"text": "ok"})
+        async with mcp_session(gw.mcp_url) as s:
+            done = data(await s.call_tool("run_coding_task", {"prompt": script(*steps)}))
+        assert done["status"] == "completed" and done["model"] == "gateway/spawned-model"
+        assert (workspace / "spawned.txt").read_text() == "hi\n"
+        used = [r for r in fake_llm.requests if r["model"] == "spawned-model"]
+        assert used, "the spawned OpenCode must call the configured provider and model"
+        # OpenCode is password-protected with a per-start secret: nobody else drives it.
+        assert httpx2.get(env["OPENCODE_BASE_URL"] + "/global/health").status_code == 401
+    finally:
+        code = gw.stop()
+    assert code == 0
+    assert "sk-spawned-secret" not in gw.logs()
+    with pytest.raises(httpx2.HTTPError):
+        httpx2.get(env["OPENCODE_BASE_URL"] + "/global/health", timeout=2)

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import pytest
+
+from opencode_mcp_gateway.config import ConfigError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("OPENCODE_", "MCP_", "PORT", "HOST", "ALLOWED_", "SPAWN_", "PERMISSION_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # type: ignore[arg-type]
+
+
+def test_defaults_match_the_documented_table() -> None:
+    s = load_settings()
+    assert (s.port, s.host, s.mcp_path, s.opencode_base_url) == (8080, "0.0.0.0", "/mcp", "http://127.0.0.1:4096")
+    assert (s.opencode_username, s.default_agent, s.session_title_prefix) == ("opencode", "build", "OCP Gateway")
+    assert s.task_timeout_seconds == 600 and s.permission_policy == "allow" and s.input_timeout_seconds == 600
+    assert s.mcp_bearer_token is None and s.default_model is None and not s.allowed_host_list
+
+
+def test_secrets_never_appear_in_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENCODE_API_KEY", "sk-very-secret")
+    monkeypatch.setenv("PORT", "0")
+    with pytest.raises(ConfigError) as err:
+        load_settings(spawn_opencode=True)
+    assert "PORT" in str(err.value) and "sk-very-secret" not in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_spawn_mode_needs_a_loopback_opencode_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "OPENCODE_API_URL": "http://x/v1",
+        "OPENCODE_API_KEY": "k",
+        "OPENCODE_MODEL_NAME": "m",
+        "OPENCODE_BASE_URL": "http://opencode.internal:4096",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match="OPENCODE_BASE_URL"):
+        load_settings(spawn_opencode=True)
+
+
+def test_allowed_hosts_are_split_and_lowered(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALLOWED_HOSTS", " GW.example.com , localhost:8080,,")
+    assert load_settings().allowed_host_list == ["gw.example.com", "localhost:8080"]
