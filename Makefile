@@ -16,9 +16,10 @@ $(BIN)/opencode-mcp-gateway: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@
 
-# The pinned opencode-ai; `npm ci` keeps the optional platform binary (never --omit=optional).
-$(OPENCODE_BIN): .tools/package.json .tools/package-lock.json
-	cd .tools && npm ci --no-audit --no-fund
+# The exactly pinned opencode-ai (it pins its platform binaries exactly in turn). Optional
+# dependencies must stay: the binary is one (never --omit=optional or --ignore-scripts).
+$(OPENCODE_BIN): .tools/package.json
+	cd .tools && npm install --no-audit --no-fund --no-save
 	test -x $@ && touch $@
 
 ## Serve the gateway with its own OpenCode, this directory as the workspace.

@@ -32,6 +32,13 @@ log = logging.getLogger(__name__)
 
 PLUGIN_VERSION = "1.18.33"
 LISTENING = "opencode server listening on"
+# No models.dev fetch, no self-update, no LSP downloads; an npm fetch fails at once.
+OFFLINE_ENV = {
+    "OPENCODE_DISABLE_MODELS_FETCH": "1",
+    "OPENCODE_DISABLE_AUTOUPDATE": "1",
+    "OPENCODE_DISABLE_LSP_DOWNLOAD": "1",
+    "npm_config_registry": "http://127.0.0.1:9/",
+}
 
 
 def opencode_config(settings: Settings) -> dict[str, Any]:
@@ -124,6 +131,7 @@ class OpenCodeSupervisor:
         state = Path(s.opencode_state_dir) if s.opencode_state_dir else default_state_dir()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCODE_", "MCP_"))}
         env.update(prepare_state(state))
+        env.update(OFFLINE_ENV)
         env.update(
             {
                 "OPENCODE_CONFIG_CONTENT": json.dumps(opencode_config(s)),
@@ -132,12 +140,7 @@ class OpenCodeSupervisor:
                 "OPENCODE_MODEL_NAME": s.opencode_model_name or "",
                 "OPENCODE_SERVER_USERNAME": s.opencode_username,
                 "OPENCODE_SERVER_PASSWORD": self._password,
-                "OPENCODE_DISABLE_MODELS_FETCH": "1",
-                "OPENCODE_DISABLE_AUTOUPDATE": "1",
-                "OPENCODE_DISABLE_LSP_DOWNLOAD": "1",
                 "OPENCODE_DISABLE_CLAUDE_CODE": "1",
-                # Any npm fetch OpenCode still tries fails at once instead of hanging.
-                "npm_config_registry": "http://127.0.0.1:9/",
             }
         )
         return env

@@ -13,8 +13,9 @@ from typing import Any
 
 import httpx2
 
+from opencode_mcp_gateway.supervisor import OFFLINE_ENV, prepare_state
+
 REPO = Path(__file__).resolve().parents[2]
-PLUGIN_LOCK = {"lockfileVersion": 3, "packages": {"": {"dependencies": {"@opencode-ai/plugin": "1.18.33"}}}}
 
 
 def free_port() -> int:
@@ -43,28 +44,10 @@ def git_repo(path: Path) -> Path:
 
 
 def isolated_env(state: Path) -> dict[str, str]:
+    """OpenCode's state in `state`, offline: the same set-up spawn mode uses."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCODE_", "MCP_"))}
-    dirs = {
-        "HOME": state / "home",
-        "XDG_CONFIG_HOME": state / "config",
-        "XDG_DATA_HOME": state / "data",
-        "XDG_CACHE_HOME": state / "cache",
-        "XDG_STATE_HOME": state / "state",
-    }
-    for path in dirs.values():
-        path.mkdir(parents=True, exist_ok=True)
-    plugin = dirs["XDG_CONFIG_HOME"] / "opencode"
-    (plugin / "node_modules").mkdir(parents=True, exist_ok=True)
-    (plugin / "package-lock.json").write_text(json.dumps(PLUGIN_LOCK))
-    env.update({k: str(v) for k, v in dirs.items()})
-    env.update(
-        {
-            "OPENCODE_DISABLE_MODELS_FETCH": "1",
-            "OPENCODE_DISABLE_AUTOUPDATE": "1",
-            "OPENCODE_DISABLE_LSP_DOWNLOAD": "1",
-            "npm_config_registry": "http://127.0.0.1:9/",
-        }
-    )
+    env.update(prepare_state(state))
+    env.update(OFFLINE_ENV)
     return env
 
 

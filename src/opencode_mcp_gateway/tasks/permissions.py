@@ -11,7 +11,9 @@ answer, so PERMISSION_POLICY decides:
          `respond_to_task` or by MCP elicitation during a blocking call.
 
 In every mode a request left open for INPUT_TIMEOUT_SECONDS is rejected, and the task
-status says so. The broker acts only on sessions this gateway created.
+status says so. A session records the policy it was created under (session metadata),
+and a broker acts only on sessions of its own policy: replicas with one policy share
+the work, while gateways with different policies on one OpenCode never interfere.
 """
 
 from __future__ import annotations
@@ -27,13 +29,17 @@ from ..opencode import Event, EventHub, OpenCodeClient, OpenCodeError, OpenCodeN
 
 log = logging.getLogger(__name__)
 
-GATEWAY_MARK = {"createdBy": "opencode-mcp-gateway"}
+CREATED_BY = "opencode-mcp-gateway"
 DENY_MESSAGE = "Not allowed by the gateway's policy (PERMISSION_POLICY=deny). Continue without this action."
 REJECT_MESSAGE = "The user rejected this request. Continue without it."
 PERMISSION_REPLIES = ("once", "always", "reject")
 
 _ALLOW_ALL = {"permission": "*", "pattern": "*", "action": "allow"}
 _NO_QUESTIONS = {"permission": "question", "pattern": "*", "action": "deny"}
+
+
+def session_metadata(policy: str) -> dict[str, str]:
+    return {"createdBy": CREATED_BY, "permissionPolicy": policy}
 
 
 def session_rules(policy: str) -> list[dict[str, str]]:
@@ -177,8 +183,7 @@ class PermissionBroker:
                 session = await self._client.get_session(session_id)
             except OpenCodeError:
                 return False
-            metadata = session.get("metadata") or {}
-            self._ours[session_id] = metadata.get("createdBy") == GATEWAY_MARK["createdBy"]
+            self._ours[session_id] = (session.get("metadata") or {}) == session_metadata(self.policy)
             while len(self._ours) > 10_000:
                 self._ours.popitem(last=False)
         return self._ours[session_id]

@@ -33,11 +33,12 @@ def elapsed_text(seconds: float) -> str:
 class ProgressNarrator:
     """Turns a session's events into progress lines; each meaningful step is said once."""
 
-    def __init__(self) -> None:
+    def __init__(self, task_id: str = "") -> None:
         self.tool_calls = 0
         self.steps = 0
         self._said: set[tuple[str, str]] = set()
-        self.last_line = "Task submitted to OpenCode"
+        # The first line names the task, so a client that gives up waiting can still find it.
+        self.last_line = f"OpenCode task {task_id} started" if task_id else "OpenCode task started"
 
     def feed(self, event: dict[str, Any]) -> str | None:
         line = self._line(event)

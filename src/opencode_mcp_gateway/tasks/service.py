@@ -16,7 +16,14 @@ from ..opencode import Event, EventHub, OpenCodeClient, OpenCodeError, OpenCodeN
 from . import bounds
 from .catalog import Catalog
 from .ids import TaskId, new_message_id, parse_task_id
-from .permissions import GATEWAY_MARK, PERMISSION_REPLIES, PermissionBroker, open_requests, reply, session_rules
+from .permissions import (
+    PERMISSION_REPLIES,
+    PermissionBroker,
+    open_requests,
+    reply,
+    session_metadata,
+    session_rules,
+)
 from .progress import ProgressNarrator
 from .state import TurnState, derive, find_user_message
 from .views import (
@@ -148,7 +155,7 @@ class TaskService:
                 directory=workdir,
                 title=f"{self.settings.session_title_prefix}: {name}",
                 permission=session_rules(self.settings.permission_policy),
-                metadata=dict(GATEWAY_MARK),
+                metadata=session_metadata(self.settings.permission_policy),
             )
             session_id = created["id"]
             self._remember(created)
@@ -251,7 +258,7 @@ class TaskService:
         deadline = time.monotonic() + timeout
         started = time.monotonic()
         interval = self.settings.progress_interval_seconds
-        narrator = ProgressNarrator()
+        narrator = ProgressNarrator(str(tid))
         asked: set[str] = set()
         with self.hub.subscribe(tid.session_id) as sub:
             view = await self.view(tid, with_files=False)
