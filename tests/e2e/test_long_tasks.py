@@ -67,6 +67,18 @@ async def test_keepalive_progress_during_a_silent_step(gateways: GatewayPool) ->
     assert values == sorted(set(values))
 
 
+async def test_keepalive_holds_a_long_call_through_a_client_idle_timeout(gateways: GatewayPool) -> None:
+    """Scaled down: 10 minutes through a 60 s idle timeout is 12 s through 2 s here."""
+    gw = gateways.get(PROGRESS_INTERVAL_SECONDS="0.5")
+    async with mcp_session(gw.mcp_url, idle_timeout=2) as s:
+        done = data(
+            await s.call_tool(
+                "run_coding_task", {"prompt": script({"text": "held open", "hang": 12})}, progress_callback=Progress()
+            )
+        )
+    assert done["status"] == "completed" and done["result"] == "held open"
+
+
 async def test_client_cancel_aborts_the_opencode_run(gateway: Gateway) -> None:
     progress = Progress()
     async with mcp_session(gateway.mcp_url) as s:

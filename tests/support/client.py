@@ -20,10 +20,15 @@ def script(*steps: dict[str, Any], say: str = "Do the scripted work.") -> str:
 
 @asynccontextmanager
 async def mcp_session(
-    url: str, *, headers: dict[str, str] | None = None, elicitation: ElicitationFnT | None = None
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    elicitation: ElicitationFnT | None = None,
+    idle_timeout: float = 600,
 ) -> AsyncIterator[ClientSession]:
+    """`idle_timeout` is the longest silence the client accepts on a response stream."""
     async with (
-        httpx2.AsyncClient(headers=headers or {}, timeout=httpx2.Timeout(30, read=600)) as http,
+        httpx2.AsyncClient(headers=headers or {}, timeout=httpx2.Timeout(30, read=idle_timeout)) as http,
         streamable_http_client(url, http_client=http) as (read, write),
         ClientSession(read, write, elicitation_callback=elicitation) as session,
     ):

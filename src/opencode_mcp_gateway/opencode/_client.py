@@ -1,6 +1,6 @@
 """Typed async calls to OpenCode's v1 HTTP API over one pooled httpx2 client.
 
-Shapes follow opencode 1.18.33 (see docs/opencode-notes.md). Payloads stay plain dicts:
+Shapes follow opencode 1.18.33 (see docs/design.md). Payloads stay plain dicts:
 the task layer reads the few fields it needs, and extra fields from newer OpenCode
 versions pass through unharmed.
 """
