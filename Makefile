@@ -42,5 +42,9 @@ unit: $(BIN)/opencode-mcp-gateway
 e2e: setup
 	$(BIN)/pytest tests/e2e
 
+## Build the container image with podman and test it (installs podman if missing).
+image-test: $(BIN)/opencode-mcp-gateway
+	scripts/image-test.sh
+
 clean:
 	rm -rf $(VENV) .tools/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -233,7 +233,11 @@ class OpenCodeSupervisor:
         except ProcessLookupError:
             return
         with anyio.move_on_after(grace):
-            await process.wait()
+            code = await process.wait()
+            if code in (0, -signal.SIGTERM, 128 + signal.SIGTERM):  # OpenCode ends by the signal itself
+                log.info("opencode serve stopped cleanly")
+            else:
+                log.warning("opencode serve stopped with exit code %s", code)
             return
         log.warning("opencode serve ignored SIGTERM for %.0f s; killing it", grace)
         process.kill()

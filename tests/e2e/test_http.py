@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import anyio
 import httpx2
 import pytest
 
@@ -126,10 +129,7 @@ async def test_spawn_mode_runs_opencode_and_a_task(tmp_path: Path, fake_llm: Fak
     env["OPENCODE_BIN"] = opencode_binary()
     gw = Gateway(tmp_path, env, args=("--spawn-opencode",)).start()
     try:
-        deadline = time.monotonic() + 30
-        while httpx2.get(gw.url + "/readyz").status_code != 200:
-            assert time.monotonic() < deadline, gw.logs()
-            time.sleep(0.1)
+        wait_ready(gw)
         steps = ({"tool": "write", "args": {"filePath": "spawned.txt", "content": "hi\n"}}, {"text": "ok"})
         async with mcp_session(gw.mcp_url) as s:
             done = data(await s.call_tool("run_coding_task", {"prompt": script(*steps)}))
@@ -145,3 +145,51 @@ async def test_spawn_mode_runs_opencode_and_a_task(tmp_path: Path, fake_llm: Fak
     assert "sk-spawned-secret" not in gw.logs()
     with pytest.raises(httpx2.HTTPError):
         httpx2.get(env["OPENCODE_BASE_URL"] + "/global/health", timeout=2)
+
+
+def opencode_child_pid(port: int) -> int:
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except (OSError, PermissionError):
+            continue
+        if b"serve" in cmdline and str(port).encode() in cmdline:
+            return int(proc.name)
+    raise AssertionError(f"no opencode serve child on port {port}")
+
+
+async def test_spawn_mode_restarts_opencode_and_tasks_report_it(tmp_path: Path, fake_llm: FakeLLM) -> None:
+    port = free_port()
+    state = tmp_path / "state"
+    env = {
+        "OPENCODE_BASE_URL": f"http://127.0.0.1:{port}",
+        "OPENCODE_API_URL": fake_llm.url,  # type: ignore[attr-defined]
+        "OPENCODE_API_KEY": "sk-never-in-a-file",
+        "OPENCODE_MODEL_NAME": "spawned-model",
+        "WORKSPACE_DIR": str(tmp_path),
+        "OPENCODE_STATE_DIR": str(state),
+        "OPENCODE_BIN": opencode_binary(),
+    }
+    gw = Gateway(tmp_path, env, args=("--spawn-opencode",)).start()
+    try:
+        wait_ready(gw)
+        async with mcp_session(gw.mcp_url) as s:
+            started = data(await s.call_tool("run_coding_task_async", {"prompt": script({"text": "x", "hang": 60})}))
+            await anyio.sleep(1.5)
+            os.kill(opencode_child_pid(port), signal.SIGKILL)
+            wait_ready(gw, timeout=30)  # restarted by the supervisor
+            final = data(await s.call_tool("get_task_status", {"task_id": started["task_id"], "wait_seconds": 15}))
+        assert final["status"] == "failed" and "OpenCode stopped" in final["error"]
+        assert "restarting in" in gw.logs()
+    finally:
+        assert gw.stop() == 0
+    leaked = [p for p in state.rglob("*") if p.is_file() and b"sk-never-in-a-file" in p.read_bytes()]
+    assert not leaked, leaked
+    assert "sk-never-in-a-file" not in gw.logs()
+
+
+def wait_ready(gw: Gateway, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while httpx2.get(gw.url + "/readyz").status_code != 200:
+        assert time.monotonic() < deadline, gw.logs()[-3000:]
+        time.sleep(0.1)

@@ -1,0 +1,125 @@
+"""The container image, run with podman: a real task through /mcp, clean SIGTERM, and an
+arbitrary UID in group 0 as OpenShift assigns. Run by `make image-test`, which builds the
+image first and sets IMAGE."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from tests.support.client import data, mcp_session, script
+from tests.support.fake_llm import FakeLLM
+from tests.support.procs import free_port
+
+pytestmark = [pytest.mark.anyio]
+IMAGE = os.environ.get("IMAGE", "")
+PODMAN = shlex.split(os.environ.get("PODMAN", "podman --storage-driver vfs --runtime runc"))
+LIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+
+if not IMAGE:
+    pytest.skip("IMAGE is not set: run `make image-test`", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[FakeLLM]:
+    fake = FakeLLM(require_key="sk-image-test")
+    fake.url = fake.start()  # type: ignore[attr-defined]
+    yield fake
+    fake.stop()
+
+
+class Container:
+    def __init__(self, llm_url: str, workspace: Path, user: str | None) -> None:
+        self.name = f"ocgw-{uuid.uuid4().hex[:8]}"
+        self.port = free_port()
+        command = [*PODMAN, "run", "-d", "--name", self.name, "--network", "host", *LIMITS]
+        if user:
+            command += ["--user", user]
+        env = {
+            "PORT": str(self.port),
+            "OPENCODE_BASE_URL": f"http://127.0.0.1:{free_port()}",
+            "OPENCODE_API_URL": llm_url,
+            "OPENCODE_API_KEY": "sk-image-test",
+            "OPENCODE_MODEL_NAME": "image-model",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        }
+        for key, value in env.items():
+            command += ["-e", f"{key}={value}"]
+        command += ["-v", f"{workspace}:/workspace", IMAGE]
+        subprocess.run(command, check=True, capture_output=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def logs(self) -> str:
+        out = subprocess.run([*PODMAN, "logs", self.name], capture_output=True, text=True)
+        return out.stdout + out.stderr
+
+    def state(self) -> dict[str, object]:
+        out = subprocess.run([*PODMAN, "inspect", self.name], capture_output=True, text=True, check=True)
+        return json.loads(out.stdout)[0]["State"]  # type: ignore[no-any-return]
+
+    def wait_ready(self, timeout: float = 60) -> float:
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            try:
+                if httpx2.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return time.monotonic() - started
+            except httpx2.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"container not ready in {timeout}s:\n{self.logs()[-3000:]}")
+
+    def stop(self) -> float:
+        started = time.monotonic()
+        subprocess.run([*PODMAN, "stop", "-t", "20", self.name], check=True, capture_output=True)
+        return time.monotonic() - started
+
+    def remove(self) -> None:
+        subprocess.run([*PODMAN, "rm", "-f", self.name], capture_output=True)
+
+
+def workspace(tmp_path: Path) -> Path:
+    path = tmp_path / "workspace"
+    path.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=path, check=True)
+    os.chmod(path, 0o777)  # the container's UID differs from ours
+    for sub in path.rglob("*"):
+        os.chmod(sub, 0o777)
+    return path
+
+
+@pytest.mark.parametrize("user", [None, "12345:0"], ids=["image-user-1001", "arbitrary-uid"])
+async def test_image_runs_a_task_and_stops_cleanly(tmp_path: Path, llm: FakeLLM, user: str | None) -> None:
+    ws = workspace(tmp_path)
+    box = Container(llm.url, ws, user)  # type: ignore[attr-defined]
+    try:
+        box.wait_ready()
+        steps = (
+            {"tool": "write", "args": {"filePath": "from_container.py", "content": "print('hi')\n"}},
+            {"text": "ok"},
+        )
+        async with mcp_session(box.url + "/mcp") as s:
+            done = data(await s.call_tool("run_coding_task", {"prompt": script(*steps), "timeout_seconds": 120}))
+        assert done["status"] == "completed" and done["model"] == "gateway/image-model"
+        assert (ws / "from_container.py").read_text() == "print('hi')\n"
+        assert [f["path"] for f in done["files_changed"]] == ["from_container.py"]
+        stop_seconds = box.stop()
+        state = box.state()
+        logs = box.logs()
+        assert state["ExitCode"] == 0, logs[-3000:]
+        assert stop_seconds < 10, f"SIGTERM took {stop_seconds:.1f}s"
+        assert "opencode serve stopped cleanly" in logs, logs[-3000:]
+        assert "sk-image-test" not in logs
+    finally:
+        box.remove()
