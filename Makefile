@@ -7,7 +7,7 @@ OPENCODE_BIN := $(CURDIR)/.tools/node_modules/opencode-linux-x64/bin/opencode
 HELM := $(CURDIR)/.tools/bin/helm
 export OPENCODE_BIN HELM
 
-.PHONY: setup run test lint unit e2e bench chart-test image-test clean
+.PHONY: setup run test lint unit e2e bench bench-smoke chart-test image-test clean
 
 setup: $(BIN)/opencode-mcp-gateway $(OPENCODE_BIN) $(HELM)
 
@@ -60,6 +60,14 @@ chart-test: $(HELM)
 ## Build the container image with podman and test it (installs podman if missing).
 image-test: $(BIN)/opencode-mcp-gateway
 	scripts/image-test.sh
+
+## Measure overhead, completion latency, throughput, progress delay and cold start;
+## writes docs/benchmarks.md. bench-smoke runs tiny sizes (CI keeps it working).
+bench: setup
+	$(BIN)/python -m bench.run
+
+bench-smoke: setup
+	$(BIN)/python -m bench.run --smoke
 
 clean:
 	rm -rf $(VENV) .tools/node_modules .pytest_cache .mypy_cache .ruff_cache

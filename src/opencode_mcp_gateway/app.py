@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import secrets
 from collections.abc import AsyncIterator
 
 import anyio
@@ -32,13 +31,12 @@ def host_rules(settings: Settings) -> HostRules:
     return HostRules(None)
 
 
-def create_app(settings: Settings) -> Starlette:
-    supervisor: OpenCodeSupervisor | None = None
+def create_app(settings: Settings, supervisor: OpenCodeSupervisor | None = None) -> Starlette:
+    if settings.spawn_opencode and supervisor is None:
+        supervisor = OpenCodeSupervisor(settings)
     password = settings.opencode_password.get_secret_value() if settings.opencode_password else None
-    if settings.spawn_opencode:
-        # A per-start secret when none is given: nothing else in the pod can drive OpenCode.
-        password = password or secrets.token_urlsafe(24)
-        supervisor = OpenCodeSupervisor(settings, password=password)
+    if supervisor is not None:
+        password = supervisor.password
     client = OpenCodeClient(
         settings.opencode_base_url,
         username=settings.opencode_username,

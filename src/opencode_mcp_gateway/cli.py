@@ -37,7 +37,11 @@ def main(argv: list[str] | None = None) -> None:
     overrides = {"spawn_opencode": True} if args.spawn_opencode else {}
     try:
         settings = load_settings(**overrides)
-    except ConfigError as exc:
+        if settings.spawn_opencode:
+            from .supervisor import find_binary
+
+            find_binary(settings.opencode_bin)
+    except (ConfigError, FileNotFoundError) as exc:
         print(f"opencode-mcp-gateway: {exc}", file=sys.stderr)
         sys.exit(2)
     serve(settings)
@@ -52,9 +56,15 @@ def serve(settings: Settings) -> None:
             "clients use (e.g. gateway.example.com,localhost) to protect against DNS rebinding.",
             settings.host,
         )
+    supervisor = None
+    if settings.spawn_opencode:
+        from .supervisor import OpenCodeSupervisor
+
+        supervisor = OpenCodeSupervisor(settings)
+        supervisor.prestart()  # OpenCode boots while the rest of the gateway imports
     from .app import create_app
 
-    app = create_app(settings)
+    app = create_app(settings, supervisor)
     log.info(
         "opencode-mcp-gateway %s: MCP at http://%s:%s%s, OpenCode at %s%s",
         __version__,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -24,7 +25,6 @@ from typing import Any
 
 import anyio
 import httpx2
-from anyio.abc import Process
 
 from .config import Settings
 
@@ -110,10 +110,12 @@ def prepare_state(state: Path) -> dict[str, str]:
 
 
 class OpenCodeSupervisor:
-    def __init__(self, settings: Settings, *, password: str) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._password = password
-        self._process: Process | None = None
+        given = settings.opencode_password.get_secret_value() if settings.opencode_password else None
+        # A per-start secret when none is given: nothing else in the pod can drive OpenCode.
+        self.password = given or secrets.token_urlsafe(24)
+        self._process: subprocess.Popen[bytes] | None = None
         self._ready = anyio.Event()
         self._stopping = False
         self.restarts = 0
@@ -139,7 +141,7 @@ class OpenCodeSupervisor:
                 "OPENCODE_API_KEY": s.opencode_api_key.get_secret_value() if s.opencode_api_key else "",
                 "OPENCODE_MODEL_NAME": s.opencode_model_name or "",
                 "OPENCODE_SERVER_USERNAME": s.opencode_username,
-                "OPENCODE_SERVER_PASSWORD": self._password,
+                "OPENCODE_SERVER_PASSWORD": self.password,
                 "OPENCODE_DISABLE_CLAUDE_CODE": "1",
             }
         )
@@ -149,13 +151,29 @@ class OpenCodeSupervisor:
         binary = find_binary(self.settings.opencode_bin)
         return [binary, "serve", "--hostname", "127.0.0.1", "--port", str(self.settings.opencode_port)]
 
+    def prestart(self) -> None:
+        """Start OpenCode now, before the gateway's slow imports, so both boot in parallel."""
+        self._process = self._spawn(self.settings.workspace_dir or os.getcwd())
+
+    def _spawn(self, workdir: str) -> subprocess.Popen[bytes]:
+        log.info("starting opencode serve on port %s in %s", self.settings.opencode_port, workdir)
+        return subprocess.Popen(
+            self.command(),
+            cwd=workdir,
+            env=self.child_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a terminal's SIGINT reaches us; we forward it, once
+        )
+
     async def run(self) -> None:
         delay = 1.0
         workdir = self.settings.workspace_dir or os.getcwd()
         while not self._stopping:
             started = anyio.current_time()
             try:
-                await self._run_once(workdir)
+                await self._run_once(self._process or self._spawn(workdir))
             except FileNotFoundError as exc:
                 log.error("%s", exc)
             if self._stopping:
@@ -168,44 +186,31 @@ class OpenCodeSupervisor:
             await anyio.sleep(delay)
             delay = min(delay * 2, 30.0)
 
-    async def _run_once(self, workdir: str) -> None:
-        log.info("starting opencode serve on port %s in %s", self.settings.opencode_port, workdir)
-        process = await anyio.open_process(
-            self.command(),
-            cwd=workdir,
-            env=self.child_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # our SIGINT from a terminal is forwarded by us, once
-        )
+    async def _run_once(self, process: subprocess.Popen[bytes]) -> None:
         self._process = process
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._pump_output, process)
-                self.last_exit = await process.wait()
+                self.last_exit = await anyio.to_thread.run_sync(process.wait, abandon_on_cancel=True)
                 tg.cancel_scope.cancel()
         finally:
-            if process.returncode is None:  # cancelled: the gateway is shutting down
+            if process.poll() is None:  # cancelled: the gateway is shutting down
                 with anyio.CancelScope(shield=True):
                     await self._terminate(process, grace=10.0)
             self._process = None
 
-    async def _pump_output(self, process: Process) -> None:
+    async def _pump_output(self, process: subprocess.Popen[bytes]) -> None:
+        """Watch for the listening line, and keep draining so OpenCode never blocks on a full pipe."""
         assert process.stdout is not None
-        buffer = b""
-        async for chunk in process.stdout:
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for raw in lines:
-                line = raw.decode(errors="replace").rstrip()
-                if LISTENING in line and not self._ready.is_set():
-                    await self._confirm_health()
-                log.debug("opencode: %s", line)
+        while raw := await anyio.to_thread.run_sync(process.stdout.readline, abandon_on_cancel=True):
+            line = raw.decode(errors="replace").rstrip()
+            if LISTENING in line and not self._ready.is_set():
+                await self._confirm_health()
+            log.debug("opencode: %s", line)
 
     async def _confirm_health(self) -> None:
         url = f"http://127.0.0.1:{self.settings.opencode_port}/global/health"
-        auth = httpx2.BasicAuth(self.settings.opencode_username, self._password)
+        auth = httpx2.BasicAuth(self.settings.opencode_username, self.password)
         async with httpx2.AsyncClient(auth=auth, timeout=0.5) as http:
             for _ in range(60):
                 try:
@@ -223,17 +228,17 @@ class OpenCodeSupervisor:
         if self._process is not None:
             await self._terminate(self._process, grace)
 
-    async def _terminate(self, process: Process, grace: float) -> None:
+    async def _terminate(self, process: subprocess.Popen[bytes], grace: float) -> None:
         """SIGTERM, then SIGKILL after `grace` seconds."""
         self._stopping = True
-        if process.returncode is not None:
+        if process.poll() is not None:
             return
         try:
             process.send_signal(signal.SIGTERM)
         except ProcessLookupError:
             return
         with anyio.move_on_after(grace):
-            code = await process.wait()
+            code = await anyio.to_thread.run_sync(process.wait, abandon_on_cancel=True)
             if code in (0, -signal.SIGTERM, 128 + signal.SIGTERM):  # OpenCode ends by the signal itself
                 log.info("opencode serve stopped cleanly")
             else:
@@ -241,4 +246,4 @@ class OpenCodeSupervisor:
             return
         log.warning("opencode serve ignored SIGTERM for %.0f s; killing it", grace)
         process.kill()
-        await process.wait()
+        await anyio.to_thread.run_sync(process.wait)

@@ -95,6 +95,16 @@ async def test_opencode_down_gives_health_false_not_ready_and_a_clear_tool_error
         ({"PERMISSION_POLICY": "maybe"}, (), "PERMISSION_POLICY"),
         ({"OPENCODE_API_URL": "http://x/v1", "OPENCODE_MODEL_NAME": "m"}, ("--spawn-opencode",), "OPENCODE_API_KEY"),
         ({"SPAWN_OPENCODE": "true"}, (), "OPENCODE_API_URL"),
+        (
+            {
+                "OPENCODE_API_URL": "http://x/v1",
+                "OPENCODE_API_KEY": "k",
+                "OPENCODE_MODEL_NAME": "m",
+                "OPENCODE_BIN": "/nonexistent/opencode",
+            },
+            ("--spawn-opencode",),
+            "OPENCODE_BIN",
+        ),
     ],
 )
 def test_invalid_configuration_stops_with_one_line_naming_the_variable(

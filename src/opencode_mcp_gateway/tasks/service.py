@@ -168,6 +168,9 @@ class TaskService:
     # -- read --------------------------------------------------------------------------
     async def view(self, task_id: str | TaskId, *, with_files: bool = True) -> TaskView:
         tid = parse_task_id(task_id) if isinstance(task_id, str) else task_id
+        return (await self._read(tid, with_files=with_files))[0]
+
+    async def _read(self, tid: TaskId, *, with_files: bool) -> tuple[TaskView, TurnState]:
         session = await self._session(tid.session_id)
         directory = session.get("directory")
         messages = await self.client.messages(tid.session_id)
@@ -190,9 +193,9 @@ class TaskService:
             if pending:
                 state.status = "waiting_for_input"
         files: list[FileChange] = []
-        if with_files and (state.terminal or pending):
+        if with_files and (state.terminal or pending) and state.touched_files:
             files = [FileChange(**bounds.file_summary(f)) for f in await self._diff(tid)]
-        return self._assemble(tid, session, state, pending, files)
+        return self._assemble(tid, session, state, pending, files), state
 
     async def _derive(self, tid: TaskId, messages: list[dict[str, Any]], directory: str | None) -> TurnState:
         statuses = await self.client.session_status(directory)
@@ -261,7 +264,7 @@ class TaskService:
         narrator = ProgressNarrator(str(tid))
         asked: set[str] = set()
         with self.hub.subscribe(tid.session_id) as sub:
-            view = await self.view(tid, with_files=False)
+            view, state = await self._read(tid, with_files=False)
             last_report = time.monotonic()
             if report:
                 await report(narrator.last_line)
@@ -281,7 +284,7 @@ class TaskService:
                         except TaskError:
                             pass  # answered elsewhere meanwhile (respond_to_task, input timeout)
                     if fresh:
-                        view = await self.view(tid, with_files=False)
+                        view, state = await self._read(tid, with_files=False)
                         continue
                 now = time.monotonic()
                 if now >= deadline:
@@ -301,8 +304,12 @@ class TaskService:
                     await report(narrator.keepalive(time.monotonic() - started))
                     last_report = time.monotonic()
                 if changed:
-                    view = await self.view(tid, with_files=False)
-        return await self.view(tid) if view.status != "running" else view
+                    view, state = await self._read(tid, with_files=False)
+        if view.status != "running" and state.touched_files:
+            # the state is fresh: only the changed files are still missing
+            resolved = parse_task_id(view.task_id)  # `tid` may be a bare session id
+            view.files_changed = [FileChange(**bounds.file_summary(f)) for f in await self._diff(resolved)]
+        return view
 
     # -- conversation and diff ------------------------------------------------------------
     async def messages(self, task_id: str, *, limit: int, offset: int) -> MessagesView:

@@ -53,6 +53,7 @@ class TurnState:
     agent: str | None = None
     model: str | None = None
     steps: int = 0
+    touched_files: bool = False  # a step recorded a `patch` part: worth asking for the diff
     suspect_interrupted: bool = False  # re-read once before trusting a "failed: interrupted"
 
     @property
@@ -135,6 +136,7 @@ def derive(
         agent=user_info.get("agent"),
         model=f"{model['providerID']}/{model['modelID']}" if model.get("providerID") else None,
         steps=len(turn),
+        touched_files=any(p.get("type") == "patch" for m in turn for p in m.get("parts", [])),
     )
     kind = (session_status or {}).get("type")
     busy = kind in ("busy", "retry")
