@@ -31,8 +31,14 @@ from tests.support.procs import REPO, Gateway, OpenCodeServer, free_port, openco
 
 SIZES = {
     "smoke": {"calls": 20, "tasks": 5, "clients": [1, 5], "async_tasks": 10, "sessions": [10, 20], "progress": 3},
-    "full": {"calls": 300, "tasks": 60, "clients": [1, 10, 50], "async_tasks": 100, "sessions": [10, 100, 200],
-             "progress": 20},
+    "full": {
+        "calls": 300,
+        "tasks": 60,
+        "clients": [1, 10, 50],
+        "async_tasks": 100,
+        "sessions": [10, 100, 200],
+        "progress": 20,
+    },
 }
 
 
@@ -99,7 +105,9 @@ class Bench:
     def _start_echo(self) -> subprocess.Popen[bytes]:
         port = free_port()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.echo_server", str(port)], cwd=REPO, stdout=subprocess.DEVNULL,
+            [sys.executable, "-m", "bench.echo_server", str(port)],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         wait_http(f"http://127.0.0.1:{port}/ping", timeout=20, proc=proc)
@@ -223,8 +231,16 @@ class Bench:
                 for _ in range(clients):
                     tg.start_soon(client)
             elapsed = time.perf_counter() - start
-            rows.append({"clients": clients, "calls": len(latencies), "calls_per_s": len(latencies) / elapsed,
-                         "p50": pct(latencies, 50), "p99": pct(latencies, 99), "errors": errors})
+            rows.append(
+                {
+                    "clients": clients,
+                    "calls": len(latencies),
+                    "calls_per_s": len(latencies) / elapsed,
+                    "p50": pct(latencies, 50),
+                    "p99": pct(latencies, 99),
+                    "errors": errors,
+                }
+            )
         self.results["throughput"] = rows
         self.results["async_tasks"] = await self._many_async_tasks()
         self.results["sessions"] = await self._held_sessions()
@@ -238,8 +254,10 @@ class Bench:
 
             async def start_one(i: int) -> None:
                 nonlocal errors
-                prompt = script({"tool": "write", "args": {"filePath": f"bench_{i}.txt", "content": f"{i}\n"}},
-                                {"text": f"task {i} done"})
+                prompt = script(
+                    {"tool": "write", "args": {"filePath": f"bench_{i}.txt", "content": f"{i}\n"}},
+                    {"text": f"task {i} done"},
+                )
                 result = await s.call_tool("run_coding_task_async", {"prompt": prompt})
                 if result.is_error:
                     errors += 1
@@ -262,8 +280,14 @@ class Bench:
             async with anyio.create_task_group() as tg:
                 for task_id in ids:
                     tg.start_soon(follow, task_id)
-        return {"tasks": count, "started_s": started, "all_done_s": time.perf_counter() - start,
-                "completed": completed, "errors": errors, "gateway_rss_mib": rss_mib(self.gateway.proc.pid)}  # type: ignore[union-attr]
+        return {
+            "tasks": count,
+            "started_s": started,
+            "all_done_s": time.perf_counter() - start,
+            "completed": completed,
+            "errors": errors,
+            "gateway_rss_mib": rss_mib(self.gateway.proc.pid),
+        }  # type: ignore[union-attr]
 
     async def _held_sessions(self) -> list[dict[str, Any]]:
         rows = []
@@ -300,8 +324,15 @@ class Bench:
                     await opened.wait()
                 rss = rss_mib(pid)
                 release.set()
-            rows.append({"sessions": count, "errors": errors, "rss_mib": rss, "p50": pct(latencies, 50),
-                         "p99": pct(latencies, 99)})
+            rows.append(
+                {
+                    "sessions": count,
+                    "errors": errors,
+                    "rss_mib": rss,
+                    "p50": pct(latencies, 50),
+                    "p99": pct(latencies, 99),
+                }
+            )
         return rows
 
     # 4 -------------------------------------------------------------------------------
@@ -329,13 +360,15 @@ class Bench:
                     steps = [{"tool": "write", "args": {"filePath": n, "content": "x\n"}} for n in names]
                     got: dict[str, float] = {}
 
-                    async def on_progress(value: float, total: float | None, message: str | None,
-                                          got: dict[str, float] = got) -> None:
+                    async def on_progress(
+                        value: float, total: float | None, message: str | None, got: dict[str, float] = got
+                    ) -> None:
                         if message and message.startswith("Running write on "):
                             got.setdefault(message.removeprefix("Running write on "), time.time())
 
-                    await s.call_tool("run_coding_task", {"prompt": script(*steps, {"text": "ok"})},
-                                      progress_callback=on_progress)
+                    await s.call_tool(
+                        "run_coding_task", {"prompt": script(*steps, {"text": "ok"})}, progress_callback=on_progress
+                    )
                     delays += [got[n] - seen_events[n] for n in names if n in got and n in seen_events]
             tg.cancel_scope.cancel()
         self.results["progress"] = summary(delays)
@@ -420,8 +453,10 @@ def render(results: dict[str, Any], size: str, seconds: float) -> str:
         "|---|---|---|---|---|---|",
     ]
     for row in results["throughput"]:
-        lines.append(f"| {row['clients']} | {row['calls']} | {row['calls_per_s']:.0f} | {ms(row['p50'])} | "
-                     f"{ms(row['p99'])} | {row['errors']} |")
+        lines.append(
+            f"| {row['clients']} | {row['calls']} | {row['calls_per_s']:.0f} | {ms(row['p50'])} | "
+            f"{ms(row['p99'])} | {row['errors']} |"
+        )
     a = results["async_tasks"]
     lines += [
         "",
@@ -435,8 +470,9 @@ def render(results: dict[str, Any], size: str, seconds: float) -> str:
         "|---|---|---|---|---|",
     ]
     for row in results["sessions"]:
-        lines.append(f"| {row['sessions']} | {row['errors']} | {row['rss_mib']:.0f} | {ms(row['p50'])} | "
-                     f"{ms(row['p99'])} |")
+        lines.append(
+            f"| {row['sessions']} | {row['errors']} | {row['rss_mib']:.0f} | {ms(row['p50'])} | {ms(row['p99'])} |"
+        )
     cold = results["cold_start"]
     lines += [
         "",

@@ -42,6 +42,7 @@ def create_app(settings: Settings, supervisor: OpenCodeSupervisor | None = None)
         username=settings.opencode_username,
         password=password,
         timeout=settings.opencode_timeout_seconds,
+        is_ready=(lambda: supervisor.ready) if supervisor is not None else None,
     )
     hub = EventHub(client, gate=supervisor.wait_ready if supervisor else None)
     broker = PermissionBroker(client, hub, settings.permission_policy, settings.input_timeout_seconds)

@@ -7,7 +7,7 @@ versions pass through unharmed.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -33,20 +33,27 @@ class OpenCodeClient:
         password: str | None = None,
         timeout: float = 30.0,
         transport: httpx2.AsyncBaseTransport | None = None,
+        is_ready: Callable[[], bool] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # A spawned OpenCode accepts connections ~0.2 s before it can answer them, and a
+        # request sent then hangs forever: until the supervisor has seen it ready, fail fast.
+        self._is_ready = is_ready
         auth = httpx2.BasicAuth(username, password) if password else None
         limits = httpx2.Limits(max_connections=200, max_keepalive_connections=50)
-        self._http = httpx2.AsyncClient(
-            base_url=self.base_url,
-            auth=auth,
-            timeout=httpx2.Timeout(timeout, connect=5.0),
-            limits=limits,
-            transport=transport,
-        )
+        common: dict[str, Any] = {"base_url": self.base_url, "auth": auth, "transport": transport}
+        self._http = httpx2.AsyncClient(timeout=httpx2.Timeout(timeout, connect=5.0), limits=limits, **common)
+        # The event stream gets a connection pool of its own: sharing one with a long-lived
+        # stream made every other call ~40% slower.
+        self._stream_http = httpx2.AsyncClient(timeout=httpx2.Timeout(5.0, read=35.0), **common)
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self._stream_http.aclose()
+
+    def _check_ready(self) -> None:
+        if self._is_ready is not None and not self._is_ready():
+            raise OpenCodeUnavailable("OpenCode is starting (or restarting); try again in a few seconds")
 
     # -- plumbing ----------------------------------------------------------------------
     async def _request(
@@ -63,6 +70,7 @@ class OpenCodeClient:
             kwargs["json"] = json
         if timeout is not None:
             kwargs["timeout"] = timeout
+        self._check_ready()
         try:
             response = await self._http.request(method, path, **kwargs)
         except httpx2.TimeoutException as exc:
@@ -74,9 +82,9 @@ class OpenCodeClient:
     @asynccontextmanager
     async def stream(self, path: str) -> AsyncIterator[httpx2.Response]:
         """An open streaming GET (the event stream); raises like any other call."""
-        timeout = httpx2.Timeout(5.0, read=35.0)  # OpenCode sends a heartbeat every 10 s
-        try:
-            async with self._http.stream("GET", path, timeout=timeout) as response:
+        self._check_ready()
+        try:  # read timeout 35 s: OpenCode sends a heartbeat every 10 s
+            async with self._stream_http.stream("GET", path) as response:
                 if response.status_code >= 400:
                     await response.aread()
                     _decode(response, f"GET {path}")

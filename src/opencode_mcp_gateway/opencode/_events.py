@@ -110,8 +110,7 @@ class EventHub:
                     self._mark_connected()
                     delay = 0.1
                     async for event in _parse_sse(response.aiter_lines()):
-                        if event.get("type") not in _IGNORED:
-                            self.dispatch(event)
+                        self.dispatch(event)
             except OpenCodeError as exc:
                 log.debug("event stream: %s", exc)
             except Exception:  # a malformed frame must not end tracking for every task
@@ -141,12 +140,26 @@ async def _parse_sse(lines: Any) -> Any:
         elif line == "" and data:
             raw = "\n".join(data)
             data = []
+            if _frame_type(raw) in _IGNORED:
+                continue  # most frames (sync copies, deltas): not worth a JSON parse
             try:
                 frame = json.loads(raw)
             except ValueError:
                 continue
             payload = frame.get("payload", frame) if isinstance(frame, dict) else None
             if isinstance(payload, dict) and isinstance(payload.get("type"), str):
+                if payload["type"] in _IGNORED:
+                    continue
                 if frame.get("directory"):
                     payload["directory"] = frame["directory"]
                 yield payload
+
+
+def _frame_type(raw: str) -> str | None:
+    """The event type, read without parsing: the first "type" key is the payload's own
+    (what precedes it, directory and project, are plain strings)."""
+    at = raw.find('"type":"')
+    if at < 0:
+        return None
+    end = raw.find('"', at + 8)
+    return raw[at + 8 : end] if end > 0 else None

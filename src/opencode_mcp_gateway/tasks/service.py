@@ -76,6 +76,17 @@ def _iso(ms: int | None) -> str | None:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z") if ms else None
 
 
+def _ends_idle(batch: list[Event]) -> bool:
+    """Whether the session's last status news in `batch` is that it went idle."""
+    for event in reversed(batch):
+        kind = str(event.get("type", ""))
+        if kind == "session.idle":
+            return True
+        if kind == "session.status" or kind.startswith("gateway."):
+            return ((event.get("properties") or {}).get("status") or {}).get("type") == "idle"
+    return False
+
+
 def _changes_state(event: Event) -> bool:
     kind = event.get("type")
     if kind in _STATE_EVENTS:
@@ -170,7 +181,8 @@ class TaskService:
         tid = parse_task_id(task_id) if isinstance(task_id, str) else task_id
         return (await self._read(tid, with_files=with_files))[0]
 
-    async def _read(self, tid: TaskId, *, with_files: bool) -> tuple[TaskView, TurnState]:
+    async def _read(self, tid: TaskId, *, with_files: bool, idle: bool = False) -> tuple[TaskView, TurnState]:
+        """`idle`: a `session.idle` event was the session's latest news, so its status is known."""
         session = await self._session(tid.session_id)
         directory = session.get("directory")
         messages = await self.client.messages(tid.session_id)
@@ -179,7 +191,7 @@ class TaskService:
             raise TaskError(f"unknown task_id {tid}: OpenCode has no such task in session {tid.session_id}")
         user_id = str(user["info"]["id"])
         tid = TaskId(tid.session_id, user_id)
-        state = await self._derive(tid, messages, directory)
+        state = await self._derive(tid, messages, directory, idle=idle)
         for _ in range(CONFIRM_READS):
             if not state.suspect_interrupted:
                 break
@@ -197,8 +209,10 @@ class TaskService:
             files = [FileChange(**bounds.file_summary(f)) for f in await self._diff(tid)]
         return self._assemble(tid, session, state, pending, files), state
 
-    async def _derive(self, tid: TaskId, messages: list[dict[str, Any]], directory: str | None) -> TurnState:
-        statuses = await self.client.session_status(directory)
+    async def _derive(
+        self, tid: TaskId, messages: list[dict[str, Any]], directory: str | None, *, idle: bool = False
+    ) -> TurnState:
+        statuses = {} if idle else await self.client.session_status(directory)
         error = self._session_errors.get(tid.session_id)
         user = find_user_message(messages, tid.message_id)
         created = ((user or {}).get("info") or {}).get("time", {}).get("created") or 0
@@ -294,6 +308,7 @@ class TaskService:
                     wait_for = min(wait_for, 1.0)  # no events: read the state over HTTP instead
                 batch = await sub.next_batch(wait_for)
                 changed = not batch or not self.hub.connected
+                idle = _ends_idle(batch)
                 for event in batch:
                     line = narrator.feed(event)
                     if line and report:
@@ -304,7 +319,7 @@ class TaskService:
                     await report(narrator.keepalive(time.monotonic() - started))
                     last_report = time.monotonic()
                 if changed:
-                    view, state = await self._read(tid, with_files=False)
+                    view, state = await self._read(tid, with_files=False, idle=idle)
         if view.status != "running" and state.touched_files:
             # the state is fresh: only the changed files are still missing
             resolved = parse_task_id(view.task_id)  # `tid` may be a bare session id
