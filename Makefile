@@ -42,8 +42,8 @@ test: setup lint
 	$(BIN)/pytest
 
 lint: $(BIN)/opencode-mcp-gateway
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
 unit: $(BIN)/opencode-mcp-gateway

@@ -12,18 +12,17 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx2
-import mcp
 
 from tests.support.client import data, mcp_session, script
 from tests.support.fake_llm import FakeLLM
@@ -93,7 +92,7 @@ class Bench:
             await self.completion()
             await self.progress_delay()
             await self.throughput()
-            await self.cold_start()
+            await anyio.to_thread.run_sync(self.cold_start)
         finally:
             await self.http.aclose()
             self.echo.terminate()
@@ -130,15 +129,18 @@ class Bench:
         async with mcp_session(self.echo_url) as e:
             sdk_floor = await timed(n, lambda: e.call_tool("echo", {"text": "x"}))
 
+        async def get(path: str, **params: str) -> Any:  # a consumer decodes what it fetches
+            return (await self.http.get(path, params=params)).json()
+
         async def status_calls() -> None:  # what get_task_status asks OpenCode for
-            await self.http.get(f"/session/{session_id}/message")
-            await self.http.get("/session/status", params={"directory": directory})
-            await self.http.get(f"/session/{session_id}/diff", params={"messageID": message_id})
+            await get(f"/session/{session_id}/message")
+            await get("/session/status", directory=directory)
+            await get(f"/session/{session_id}/diff", messageID=message_id)
 
         direct = {
             "get_task_status": await timed(n, status_calls),
-            "list_agents": await timed(n, lambda: self.http.get("/agent")),
-            "health_check": await timed(n, lambda: self.http.get("/global/health")),
+            "list_agents": await timed(n, lambda: get("/agent")),
+            "health_check": await timed(n, lambda: get("/global/health")),
         }
         rows = {}
         for tool, samples in gateway.items():
@@ -213,43 +215,43 @@ class Bench:
             task_id = data(await s.call_tool("run_coding_task", {"prompt": script({"text": "x"})}))["task_id"]
         rows = []
         for clients in self.n["clients"]:
-            per_client = max(10, self.n["calls"] // clients)
-            errors = 0
-            latencies: list[float] = []
-
-            async def client(task_id: str = task_id, per_client: int = per_client) -> None:
-                nonlocal errors
-                async with mcp_session(self.gateway.mcp_url) as c:
-                    for _ in range(per_client):
-                        start = time.perf_counter()
-                        result = await c.call_tool("get_task_status", {"task_id": task_id})
-                        latencies.append(time.perf_counter() - start)
-                        errors += bool(result.is_error)
-
-            start = time.perf_counter()
-            async with anyio.create_task_group() as tg:
-                for _ in range(clients):
-                    tg.start_soon(client)
-            elapsed = time.perf_counter() - start
-            rows.append(
-                {
-                    "clients": clients,
-                    "calls": len(latencies),
-                    "calls_per_s": len(latencies) / elapsed,
-                    "p50": pct(latencies, 50),
-                    "p99": pct(latencies, 99),
-                    "errors": errors,
-                }
-            )
+            rows.append(await self._concurrent_status(task_id, clients, max(10, self.n["calls"] // clients)))
         self.results["throughput"] = rows
         self.results["async_tasks"] = await self._many_async_tasks()
         self.results["sessions"] = await self._held_sessions()
+
+    async def _concurrent_status(self, task_id: str, clients: int, per_client: int) -> dict[str, Any]:
+        errors = 0
+        latencies: list[float] = []
+
+        async def client() -> None:
+            nonlocal errors
+            async with mcp_session(self.gateway.mcp_url) as c:
+                for _ in range(per_client):
+                    start = time.perf_counter()
+                    result = await c.call_tool("get_task_status", {"task_id": task_id})
+                    latencies.append(time.perf_counter() - start)
+                    errors += bool(result.is_error)
+
+        start = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for _ in range(clients):
+                tg.start_soon(client)
+        elapsed = time.perf_counter() - start
+        return {
+            "clients": clients,
+            "calls": len(latencies),
+            "calls_per_s": len(latencies) / elapsed,
+            "p50": pct(latencies, 50),
+            "p99": pct(latencies, 99),
+            "errors": errors,
+        }
 
     async def _many_async_tasks(self) -> dict[str, Any]:
         count = self.n["async_tasks"]
         errors = 0
         start = time.perf_counter()
-        async with mcp_session(self.gateway.mcp_url) as s:
+        async with mcp_session(self.gateway.mcp_url, max_connections=count + 10) as s:
             ids: list[str] = []
 
             async def start_one(i: int) -> None:
@@ -290,50 +292,47 @@ class Bench:
         }  # type: ignore[union-attr]
 
     async def _held_sessions(self) -> list[dict[str, Any]]:
-        rows = []
-        pid = self.gateway.proc.pid  # type: ignore[union-attr]
-        for count in self.n["sessions"]:
-            errors = 0
-            latencies: list[float] = []
-            opened = anyio.Event()
-            release = anyio.Event()
-            live = 0
+        return [await self._hold_sessions(count) for count in self.n["sessions"]]
 
-            async def hold() -> None:
-                nonlocal errors, live
-                try:
-                    async with mcp_session(self.gateway.mcp_url) as c:
-                        start = time.perf_counter()
-                        result = await c.call_tool("health_check", {})
-                        latencies.append(time.perf_counter() - start)
-                        errors += bool(result.is_error)
-                        live += 1
-                        if live == count:
-                            opened.set()
-                        await release.wait()
-                except Exception:
-                    errors += 1
+    async def _hold_sessions(self, count: int) -> dict[str, Any]:
+        """`count` MCP sessions open at once, each after one health_check; RSS while held."""
+        errors = 0
+        latencies: list[float] = []
+        opened, release = anyio.Event(), anyio.Event()
+        live = 0
+
+        async def hold() -> None:
+            nonlocal errors, live
+            try:
+                async with mcp_session(self.gateway.mcp_url) as c:
+                    start = time.perf_counter()
+                    result = await c.call_tool("health_check", {})
+                    latencies.append(time.perf_counter() - start)
+                    errors += bool(result.is_error)
                     live += 1
                     if live == count:
                         opened.set()
+                    await release.wait()
+            except Exception:
+                errors += 1
+                live += 1
+                if live == count:
+                    opened.set()
 
-            async with anyio.create_task_group() as tg:
-                for _ in range(count):
-                    tg.start_soon(hold)
-                with anyio.fail_after(300):
-                    await opened.wait()
-                rss = rss_mib(pid)
-                release.set()
-            rows.append(
-                {
-                    "sessions": count,
-                    "errors": errors,
-                    "rss_mib": rss,
-                    "p50": pct(latencies, 50),
-                    "p99": pct(latencies, 99),
-                }
-            )
-        return rows
+        async with anyio.create_task_group() as tg:
+            for _ in range(count):
+                tg.start_soon(hold)
+            with anyio.fail_after(300):
+                await opened.wait()
+            rss = rss_mib(self.gateway.proc.pid)  # type: ignore[union-attr]
+            release.set()
+        return {
+            "sessions": count,
+            "errors": errors,
+            "rss_mib": rss,
+            "p50": pct(latencies, 50),
+            "p99": pct(latencies, 99),
+        }
 
     # 4 -------------------------------------------------------------------------------
     async def progress_delay(self) -> None:
@@ -374,7 +373,8 @@ class Bench:
         self.results["progress"] = summary(delays)
 
     # 5 -------------------------------------------------------------------------------
-    async def cold_start(self) -> None:
+    def cold_start(self) -> None:
+        """Blocking on purpose: it times whole processes (run in a worker thread)."""
         runs = 3 if self.size == "smoke" else 5
         spawn, alone = [], []
         for i in range(runs):
@@ -411,7 +411,7 @@ def render(results: dict[str, Any], size: str, seconds: float) -> str:
         "",
         f"Measured {time.strftime('%Y-%m-%d')} with `make bench` ({size} size, {seconds:.0f} s) on "
         f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}, "
-        f"mcp {mcp.__version__ if hasattr(mcp, '__version__') else 'n/a'}, opencode 1.18.33, fake LLM answering at once.",
+        f"mcp {version('mcp')}, opencode 1.18.33, fake LLM answering at once.",
         "Every figure is a ratio to a baseline measured in the same run; absolute times drift on a shared machine.",
         "Reproduce: `make bench` (writes this file; `make bench-smoke` runs tiny sizes).",
         "",
@@ -420,7 +420,8 @@ def render(results: dict[str, Any], size: str, seconds: float) -> str:
         "Floor = a trivial echo tool on a bare `MCPServer` with the same transport settings (a) + the direct "
         "OpenCode HTTP calls the tool makes (b). Target: gateway ≤ 1.2 × (a + b).",
         "",
-        "| Tool | gateway p50 / p99 ms | SDK echo (a) p50 / p99 | direct OpenCode (b) p50 / p99 | ratio p50 / p99 | target |",
+        "| Tool | gateway p50 / p99 ms | SDK echo (a) p50 / p99 | direct OpenCode (b) p50 / p99 "
+        "| ratio p50 / p99 | target |",
         "|---|---|---|---|---|---|",
     ]
     for tool, row in o.items():

@@ -285,18 +285,32 @@ async def test_retry_is_visible_in_the_status(gateway: Gateway) -> None:
 async def test_opencode_restart_mid_task_ends_in_a_clear_status(tmp_path: Path, fake_llm: FakeLLM) -> None:
     server = OpenCodeServer(tmp_path / "oc", fake_llm.url).start()  # type: ignore[attr-defined]
     gw = Gateway(tmp_path / "gw", {"OPENCODE_BASE_URL": server.url}).start()
+    blocking: dict[str, Any] = {}
     try:
         async with mcp_session(gw.mcp_url) as s:
-            started = data(await s.call_tool("run_coding_task_async", {"prompt": script({"text": "x", "hang": 60})}))
-            await anyio.sleep(2)
-            server.kill()
-            down = await s.call_tool("get_task_status", {"task_id": started["task_id"]})
-            assert down.is_error and "unreachable" in error_text(down)
-            server.start()
-            with anyio.fail_after(30):
-                final = data(await s.call_tool("get_task_status", {"task_id": started["task_id"], "wait_seconds": 10}))
+
+            async def run_blocking() -> None:
+                result = await s.call_tool("run_coding_task", {"prompt": script({"text": "x", "hang": 60})})
+                blocking.update(data(result))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(run_blocking)
+                started = data(
+                    await s.call_tool("run_coding_task_async", {"prompt": script({"text": "x", "hang": 60})})
+                )
+                await anyio.sleep(2)
+                server.kill()
+                down = await s.call_tool("get_task_status", {"task_id": started["task_id"]})
+                assert down.is_error and "unreachable" in error_text(down)
+                await anyio.sleep(2)  # the blocking call waits through the outage
+                server.start()
+                with anyio.fail_after(30):
+                    final = data(
+                        await s.call_tool("get_task_status", {"task_id": started["task_id"], "wait_seconds": 10})
+                    )
             health = data(await s.call_tool("health_check", {}))
         assert final["status"] == "failed" and "OpenCode stopped" in final["error"], final
+        assert blocking["status"] == "failed" and "OpenCode stopped" in blocking["error"], blocking
         assert health["opencode"]["healthy"] is True
     finally:
         gw.stop()

@@ -25,10 +25,14 @@ async def mcp_session(
     headers: dict[str, str] | None = None,
     elicitation: ElicitationFnT | None = None,
     idle_timeout: float = 600,
+    max_connections: int = 100,
 ) -> AsyncIterator[ClientSession]:
-    """`idle_timeout` is the longest silence the client accepts on a response stream."""
+    """`idle_timeout` is the longest silence the client accepts on a response stream; every
+    call in flight holds one of `max_connections` (its response is a stream)."""
+    timeout = httpx2.Timeout(30, read=idle_timeout)
+    limits = httpx2.Limits(max_connections=max_connections)
     async with (
-        httpx2.AsyncClient(headers=headers or {}, timeout=httpx2.Timeout(30, read=idle_timeout)) as http,
+        httpx2.AsyncClient(headers=headers or {}, timeout=timeout, limits=limits) as http,
         streamable_http_client(url, http_client=http) as (read, write),
         ClientSession(read, write, elicitation_callback=elicitation) as session,
     ):

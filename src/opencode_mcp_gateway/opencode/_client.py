@@ -45,7 +45,9 @@ class OpenCodeClient:
         self._http = httpx2.AsyncClient(timeout=httpx2.Timeout(timeout, connect=5.0), limits=limits, **common)
         # The event stream gets a connection pool of its own: sharing one with a long-lived
         # stream made every other call ~40% slower.
-        self._stream_http = httpx2.AsyncClient(timeout=httpx2.Timeout(5.0, read=35.0), **common)
+        # OpenCode sends a heartbeat every 10 s: 15 s of silence means a dead (or never
+        # answering, mid-restart) stream.
+        self._stream_http = httpx2.AsyncClient(timeout=httpx2.Timeout(5.0, read=15.0), **common)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -83,7 +85,7 @@ class OpenCodeClient:
     async def stream(self, path: str) -> AsyncIterator[httpx2.Response]:
         """An open streaming GET (the event stream); raises like any other call."""
         self._check_ready()
-        try:  # read timeout 35 s: OpenCode sends a heartbeat every 10 s
+        try:
             async with self._stream_http.stream("GET", path) as response:
                 if response.status_code >= 400:
                     await response.aread()

@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 
 from ..config import Settings
-from ..opencode import Event, EventHub, OpenCodeClient, OpenCodeError, OpenCodeNotFound
+from ..opencode import Event, EventHub, OpenCodeClient, OpenCodeError, OpenCodeNotFound, OpenCodeUnavailable
 from . import bounds
 from .catalog import Catalog
 from .ids import TaskId, new_message_id, parse_task_id
@@ -64,6 +64,8 @@ _STATE_EVENTS = frozenset(
 )
 
 
+OUTAGE_PATIENCE = 30.0  # seconds a waiting call keeps trying while OpenCode does not answer
+STATE_READ_TIMEOUT = 10.0
 CONFIRM_READS = 4
 CONFIRM_DELAY = 0.15
 
@@ -278,7 +280,7 @@ class TaskService:
         narrator = ProgressNarrator(str(tid))
         asked: set[str] = set()
         with self.hub.subscribe(tid.session_id) as sub:
-            view, state = await self._read(tid, with_files=False)
+            view, state = await self._read_patiently(tid, idle=False)
             last_report = time.monotonic()
             if report:
                 await report(narrator.last_line)
@@ -298,7 +300,7 @@ class TaskService:
                         except TaskError:
                             pass  # answered elsewhere meanwhile (respond_to_task, input timeout)
                     if fresh:
-                        view, state = await self._read(tid, with_files=False)
+                        view, state = await self._read_patiently(tid, idle=False)
                         continue
                 now = time.monotonic()
                 if now >= deadline:
@@ -319,12 +321,26 @@ class TaskService:
                     await report(narrator.keepalive(time.monotonic() - started))
                     last_report = time.monotonic()
                 if changed:
-                    view, state = await self._read(tid, with_files=False, idle=idle)
+                    view, state = await self._read_patiently(tid, idle=idle)
         if view.status != "running" and state.touched_files:
             # the state is fresh: only the changed files are still missing
             resolved = parse_task_id(view.task_id)  # `tid` may be a bare session id
             view.files_changed = [FileChange(**bounds.file_summary(f)) for f in await self._diff(resolved)]
         return view
+
+    async def _read_patiently(self, tid: TaskId, *, idle: bool) -> tuple[TaskView, TurnState]:
+        """A waiting call rides out a short OpenCode outage (a restart takes seconds)."""
+        deadline = time.monotonic() + OUTAGE_PATIENCE
+        while True:
+            try:
+                # A restarting OpenCode accepts connections before it can answer them, and such
+                # a request hangs: cap each read and try again rather than wait out the timeout.
+                with anyio.fail_after(STATE_READ_TIMEOUT):
+                    return await self._read(tid, with_files=False, idle=idle)
+            except (OpenCodeUnavailable, TimeoutError) as exc:
+                if time.monotonic() >= deadline:
+                    raise OpenCodeUnavailable(f"OpenCode did not answer for {OUTAGE_PATIENCE:g}s ({exc})") from exc
+                await anyio.sleep(1.0)
 
     # -- conversation and diff ------------------------------------------------------------
     async def messages(self, task_id: str, *, limit: int, offset: int) -> MessagesView:

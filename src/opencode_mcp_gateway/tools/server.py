@@ -115,6 +115,11 @@ def build_server(service: TaskService) -> MCPServer:
                 report=await progress_reporter(ctx),
                 ask=asker,
             )
+        except OpenCodeError as exc:
+            raise ToolError(
+                f"Lost contact with OpenCode while task {tid} ran ({exc}). The task may have finished or "
+                f"stopped: call get_task_status(task_id='{tid}') once OpenCode answers again."
+            ) from None
         except anyio.get_cancelled_exc_class():
             if service.shutting_down:
                 raise  # the gateway stops, the task goes on: readable later by task_id
