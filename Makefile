@@ -7,7 +7,7 @@ OPENCODE_BIN := $(CURDIR)/.tools/node_modules/opencode-linux-x64/bin/opencode
 HELM := $(CURDIR)/.tools/bin/helm
 export OPENCODE_BIN HELM
 
-.PHONY: setup run test lint unit e2e bench bench-smoke chart-test image-test clean
+.PHONY: setup run test lint unit e2e bench bench-smoke chart-test image-test inspector-check clean
 
 setup: $(BIN)/opencode-mcp-gateway $(OPENCODE_BIN) $(HELM)
 
@@ -60,6 +60,10 @@ chart-test: $(HELM)
 ## Build the container image with podman and test it (installs podman if missing).
 image-test: $(BIN)/opencode-mcp-gateway
 	scripts/image-test.sh
+
+## Interoperability with an independent client: the MCP Inspector CLI drives a real task.
+inspector-check: setup
+	scripts/inspector-check.sh
 
 ## Measure overhead, completion latency, throughput, progress delay and cold start;
 ## writes docs/benchmarks.md. bench-smoke runs tiny sizes (CI keeps it working).

@@ -55,6 +55,14 @@ def test_huge_tool_output_is_cut_with_a_marker() -> None:
     assert len(output) < 5_000 and "[cut 46000 more characters]" in output and page.truncated
 
 
+def test_huge_tool_input_stays_an_object() -> None:
+    message = msg("msg_001", "assistant")
+    part = {"type": "tool", "tool": "write", "state": {"status": "completed", "input": {"content": "q" * 10_000}}}
+    message["parts"].append(part)
+    call = page_messages([message], limit=5, offset=0, budget=60_000, task_id="T").items[0]["tool_calls"][0]
+    assert call["input_truncated"] is True and call["input"]["truncated_json"].startswith('{"content": "qqq')
+
+
 def test_conversation_stops_at_the_tasks_turn() -> None:
     convo = task_conversation(CONVO, "msg_010")
     assert convo[-1]["info"]["id"] == "msg_011"  # the reply to msg_010 belongs to it

@@ -63,11 +63,13 @@ def render_message(message: dict[str, Any]) -> tuple[dict[str, Any], bool]:
             call_input, c1 = clip(raw_input, FIELD_LIMIT // 2)
             output, c2 = clip(str(state.get("output") or ""), FIELD_LIMIT)
             cut = cut or c1 or c2
+            raw_args = state.get("input")
             call: dict[str, Any] = {
                 "tool": part.get("tool"),
                 "status": state.get("status"),
                 "title": state.get("title"),
-                "input": state.get("input") if not c1 else call_input,
+                "input": {"truncated_json": call_input} if c1 else (raw_args if isinstance(raw_args, dict) else {}),
+                "input_truncated": c1,
                 "output": output or None,
             }
             if state.get("error"):

@@ -79,7 +79,10 @@ class ToolCall(BaseModel):
     tool: str | None
     status: str | None
     title: str | None = None
-    input: Any = None
+    input: dict[str, Any] = Field(
+        default_factory=dict, description="the tool's arguments; when cut, {'truncated_json': <the start of them>}"
+    )
+    input_truncated: bool = False
     output: str | None = None
     error: str | None = None
 
