@@ -92,10 +92,17 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _spawn_needs_provider(self) -> Settings:
         if self.spawn_opencode:
-            for name in ("opencode_api_url", "opencode_api_key", "opencode_model_name"):
-                value = getattr(self, name)
-                if value is None or (isinstance(value, str) and not value.strip()):
-                    raise ValueError(f"{name.upper()} is required with --spawn-opencode (SPAWN_OPENCODE=true)")
+            missing = [
+                name.upper()
+                for name in ("opencode_api_url", "opencode_api_key", "opencode_model_name")
+                if not _given(getattr(self, name))
+            ]
+            if missing:
+                raise ValueError(
+                    f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} required with --spawn-opencode "
+                    "(set them in the environment or a .env file: the OpenAI-compatible provider's base URL, "
+                    "API key and model name)"
+                )
             base = urlsplit(self.opencode_base_url)
             if base.scheme != "http" or not _is_loopback(base.hostname or ""):
                 raise ValueError(
@@ -117,6 +124,12 @@ class Settings(BaseSettings):
     def opencode_port(self) -> int:
         parts = urlsplit(self.opencode_base_url)
         return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _given(value: object) -> bool:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return isinstance(value, str) and bool(value.strip())
 
 
 def _is_loopback(host: str) -> bool:

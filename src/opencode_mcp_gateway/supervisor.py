@@ -77,8 +77,13 @@ def default_state_dir() -> Path:
     return Path(base) / "opencode-mcp-gateway"
 
 
+# Where `make` installs the pinned opencode-ai, for a checkout installed in development mode.
+REPO_BINARY = Path(__file__).resolve().parents[2] / ".tools/node_modules/opencode-linux-x64/bin/opencode"
+
+
 def find_binary(configured: str | None) -> str:
-    candidates = [configured] if configured else [shutil.which("opencode")]
+    """OPENCODE_BIN if set; else `opencode` on PATH; else the copy `make` installed."""
+    candidates = [configured] if configured else [shutil.which("opencode"), str(REPO_BINARY)]
     for candidate in candidates:
         if candidate and os.access(candidate, os.X_OK):
             return candidate

@@ -47,3 +47,13 @@ def test_spawn_mode_needs_a_loopback_opencode_url(monkeypatch: pytest.MonkeyPatc
 def test_allowed_hosts_are_split_and_lowered(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALLOWED_HOSTS", " GW.example.com , localhost:8080,,")
     assert load_settings().allowed_host_list == ["gw.example.com", "localhost:8080"]
+
+
+def test_spawn_mode_names_every_missing_provider_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENCODE_MODEL_NAME", "m")
+    with pytest.raises(ConfigError) as err:
+        load_settings(spawn_opencode=True)
+    assert "OPENCODE_API_URL, OPENCODE_API_KEY are required" in str(err.value)
+    monkeypatch.setenv("OPENCODE_API_KEY", "  ")
+    with pytest.raises(ConfigError, match="OPENCODE_API_URL, OPENCODE_API_KEY are required"):
+        load_settings(spawn_opencode=True)
