@@ -70,7 +70,7 @@ def build_server(service: TaskService) -> MCPServer:
     settings = service.settings
     mcp = MCPServer("opencode-mcp-gateway", version=__version__, instructions=INSTRUCTIONS)
 
-    async def progress_reporter(ctx: Context) -> Callable[[str], Awaitable[None]]:
+    def progress_reporter(ctx: Context) -> Callable[[str], Awaitable[None]]:
         step = 0
 
         async def report(message: str) -> None:
@@ -112,7 +112,7 @@ def build_server(service: TaskService) -> MCPServer:
             return await service.wait(
                 tid,
                 timeout_seconds or settings.task_timeout_seconds,
-                report=await progress_reporter(ctx),
+                report=progress_reporter(ctx),
                 ask=asker,
             )
         except OpenCodeError as exc:
