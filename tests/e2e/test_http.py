@@ -124,19 +124,24 @@ def test_invalid_configuration_stops_with_one_line_naming_the_variable(
     assert len(lines) == 1 and names in lines[0], proc.stderr
 
 
+def spawn_env(fake_llm: FakeLLM, port: int, workspace: Path, state: Path, *, api_key: str) -> dict[str, str]:
+    """Spawn mode against the fake LLM, with OpenCode on `port`."""
+    return {
+        "OPENCODE_BASE_URL": f"http://127.0.0.1:{port}",
+        "OPENCODE_API_URL": fake_llm.url,  # type: ignore[attr-defined]
+        "OPENCODE_API_KEY": api_key,
+        "OPENCODE_MODEL_NAME": "spawned-model",
+        "WORKSPACE_DIR": str(workspace),
+        "OPENCODE_STATE_DIR": str(state),
+        "OPENCODE_BIN": opencode_binary(),
+    }
+
+
 async def test_spawn_mode_runs_opencode_and_a_task(tmp_path: Path, fake_llm: FakeLLM) -> None:
     workspace = tmp_path / "ws"
     workspace.mkdir()
     subprocess.run(["git", "init", "-q"], cwd=workspace, check=True)
-    env = {
-        "OPENCODE_BASE_URL": f"http://127.0.0.1:{free_port()}",
-        "OPENCODE_API_URL": fake_llm.url,  # type: ignore[attr-defined]
-        "OPENCODE_API_KEY": "sk-spawned-secret",
-        "OPENCODE_MODEL_NAME": "spawned-model",
-        "WORKSPACE_DIR": str(workspace),
-        "OPENCODE_STATE_DIR": str(tmp_path / "state"),
-    }
-    env["OPENCODE_BIN"] = opencode_binary()
+    env = spawn_env(fake_llm, free_port(), workspace, tmp_path / "state", api_key="sk-spawned-secret")
     gw = Gateway(tmp_path, env, args=("--spawn-opencode",)).start()
     try:
         wait_ready(gw)
@@ -171,15 +176,7 @@ def opencode_child_pid(port: int) -> int:
 async def test_spawn_mode_restarts_opencode_and_tasks_report_it(tmp_path: Path, fake_llm: FakeLLM) -> None:
     port = free_port()
     state = tmp_path / "state"
-    env = {
-        "OPENCODE_BASE_URL": f"http://127.0.0.1:{port}",
-        "OPENCODE_API_URL": fake_llm.url,  # type: ignore[attr-defined]
-        "OPENCODE_API_KEY": "sk-never-in-a-file",
-        "OPENCODE_MODEL_NAME": "spawned-model",
-        "WORKSPACE_DIR": str(tmp_path),
-        "OPENCODE_STATE_DIR": str(state),
-        "OPENCODE_BIN": opencode_binary(),
-    }
+    env = spawn_env(fake_llm, port, tmp_path, state, api_key="sk-never-in-a-file")
     gw = Gateway(tmp_path, env, args=("--spawn-opencode",)).start()
     try:
         wait_ready(gw)
