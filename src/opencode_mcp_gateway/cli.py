@@ -12,6 +12,7 @@ import uvicorn
 
 from . import __version__
 from .config import ConfigError, Settings, load_settings
+from .opencode import redact_url
 
 log = logging.getLogger("opencode_mcp_gateway")
 
@@ -71,7 +72,7 @@ def serve(settings: Settings) -> None:
         settings.host,
         settings.port,
         settings.mcp_path,
-        settings.opencode_base_url,
+        redact_url(settings.opencode_base_url),
         " (spawned)" if settings.spawn_opencode else "",
     )
     config = uvicorn.Config(

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from opencode_mcp_gateway.config import ConfigError, load_settings
+from opencode_mcp_gateway.opencode import redact_url
 
 
 @pytest.fixture(autouse=True)
@@ -57,3 +58,8 @@ def test_spawn_mode_names_every_missing_provider_setting(monkeypatch: pytest.Mon
     monkeypatch.setenv("OPENCODE_API_KEY", "  ")
     with pytest.raises(ConfigError, match="OPENCODE_API_URL, OPENCODE_API_KEY are required"):
         load_settings(spawn_opencode=True)
+
+
+def test_credentials_in_urls_are_redacted_for_display() -> None:
+    assert redact_url("http://gw:s3cret@opencode:4096") == "http://opencode:4096"
+    assert redact_url("http://127.0.0.1:4096") == "http://127.0.0.1:4096"

@@ -1,6 +1,6 @@
 """The southbound side: a typed async client for `opencode serve` and its event stream."""
 
-from ._client import OpenCodeClient
+from ._client import OpenCodeClient, redact_url
 from ._errors import (
     OpenCodeAuthError,
     OpenCodeError,
@@ -20,5 +20,6 @@ __all__ = [
     "OpenCodeRequestError",
     "OpenCodeUnavailable",
     "Subscription",
+    "redact_url",
     "session_id_of",
 ]

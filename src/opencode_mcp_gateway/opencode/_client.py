@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2
 
@@ -36,6 +37,7 @@ class OpenCodeClient:
         is_ready: Callable[[], bool] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.display_url = redact_url(self.base_url)  # never show credentials in a message
         # A spawned OpenCode accepts connections ~0.2 s before it can answer them, and a
         # request sent then hangs forever: until the supervisor has seen it ready, fail fast.
         self._is_ready = is_ready
@@ -76,9 +78,9 @@ class OpenCodeClient:
         try:
             response = await self._http.request(method, path, **kwargs)
         except httpx2.TimeoutException as exc:
-            raise OpenCodeUnavailable(f"OpenCode at {self.base_url} did not answer {method} {path} in time") from exc
+            raise OpenCodeUnavailable(f"OpenCode at {self.display_url} did not answer {method} {path} in time") from exc
         except httpx2.TransportError as exc:
-            raise OpenCodeUnavailable(f"OpenCode at {self.base_url} is unreachable ({type(exc).__name__})") from exc
+            raise OpenCodeUnavailable(f"OpenCode at {self.display_url} is unreachable ({type(exc).__name__})") from exc
         return _decode(response, f"{method} {path}")
 
     @asynccontextmanager
@@ -92,7 +94,7 @@ class OpenCodeClient:
                     _decode(response, f"GET {path}")
                 yield response
         except httpx2.TransportError as exc:
-            raise OpenCodeUnavailable(f"event stream from {self.base_url} failed ({type(exc).__name__})") from exc
+            raise OpenCodeUnavailable(f"event stream from {self.display_url} failed ({type(exc).__name__})") from exc
 
     # -- server ------------------------------------------------------------------------
     async def health(self, timeout: float | None = None) -> JSON:
@@ -227,3 +229,11 @@ def _error_message(response: httpx2.Response) -> str | None:
         if body.get("message"):
             return str(body["message"])
     return None
+
+
+def redact_url(url: str) -> str:
+    """The URL without any user:password@ part, for logs and tool output."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()

@@ -10,5 +10,5 @@ async def opencode_health(client: OpenCodeClient, timeout: float = 3.0) -> OpenC
     try:
         data = await client.health(timeout=timeout)
     except OpenCodeError as exc:
-        return OpenCodeHealth(healthy=False, url=client.base_url, error=str(exc))
-    return OpenCodeHealth(healthy=bool(data.get("healthy")), version=data.get("version"), url=client.base_url)
+        return OpenCodeHealth(healthy=False, url=client.display_url, error=str(exc))
+    return OpenCodeHealth(healthy=bool(data.get("healthy")), version=data.get("version"), url=client.display_url)
