@@ -11,6 +11,7 @@ from typing import Any
 
 import anyio
 import httpx2
+import mcp
 import pytest
 from mcp.client.session import ClientRequestContext
 from mcp.types import ElicitRequestParams, ElicitResult
@@ -164,6 +165,40 @@ async def test_policy_ask_uses_elicitation_during_a_blocking_call(gateways: Gate
     async with mcp_session(gw.mcp_url, elicitation=decline) as s:
         done = data(await s.call_tool("run_coding_task", {"prompt": write_outside(refused), "timeout_seconds": 60}))
     assert done["status"] == "completed" and not refused.exists()
+
+
+async def test_modern_protocol_asks_with_input_required_results(gateways: GatewayPool, tmp_path: Path) -> None:
+    """2026-07-28 has no back-channel: the call returns input_required, the client answers and
+    calls again, and the gateway resumes the same task."""
+    gw = gateways.get(PERMISSION_POLICY="ask")
+    asked: list[str] = []
+
+    async def answer(context: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
+        asked.append(params.message)  # type: ignore[union-attr]
+        grant = len(asked) == 1
+        return ElicitResult(action="accept", content={"decision": "once"}) if grant else ElicitResult(action="decline")
+
+    granted, refused = outside_file(tmp_path), outside_file(tmp_path)
+    async with mcp.Client(gw.mcp_url, elicitation_callback=answer) as c:
+        assert c.session.protocol_version == "2026-07-28"
+        first = data(await c.call_tool("run_coding_task", {"prompt": write_outside(granted), "timeout_seconds": 60}))
+        second = data(await c.call_tool("run_coding_task", {"prompt": write_outside(refused), "timeout_seconds": 60}))
+    assert first["status"] == "completed" and granted.read_text() == "outside\n"
+    assert second["status"] == "completed" and not refused.exists()
+    assert len(asked) == 2 and "external_directory" in asked[0]
+    assert first["session_id"] != second["session_id"]  # each answer resumed its own task
+
+
+async def test_client_that_cannot_be_asked_gets_waiting_for_input(gateways: GatewayPool, tmp_path: Path) -> None:
+    gw = gateways.get(PERMISSION_POLICY="ask")
+    target = outside_file(tmp_path)
+    async with mcp.Client(gw.mcp_url) as c:  # declares no elicitation
+        waiting = data(await c.call_tool("run_coding_task", {"prompt": write_outside(target), "timeout_seconds": 60}))
+        assert waiting["status"] == "waiting_for_input" and waiting["pending"][0]["kind"] == "permission"
+        request_id = waiting["pending"][0]["id"]
+        await c.call_tool("respond_to_task", {"task_id": waiting["task_id"], "request_id": request_id, "reply": "once"})
+        final = data(await c.call_tool("get_task_status", {"task_id": waiting["task_id"], "wait_seconds": 30}))
+    assert final["status"] == "completed" and target.read_text() == "outside\n"
 
 
 async def test_question_answered_with_answers(gateways: GatewayPool) -> None:

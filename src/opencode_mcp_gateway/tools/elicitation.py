@@ -1,21 +1,34 @@
 """Asking the MCP client about a pending permission or question (elicitation), fail closed.
 
-A declined, cancelled, failed or malformed answer becomes a rejection: OpenCode never
-gets a permission nobody granted.
+Two protocol eras:
+* up to 2025-11-25 the server sends `elicitation/create` in the middle of the tool call;
+* from 2026-07-28 there is no back-channel: the tool call returns an `InputRequiredResult`,
+  the client answers and calls again with the answers and our `request_state`, and the
+  gateway resumes waiting on the same task.
+
+A declined, cancelled or malformed answer becomes a rejection: OpenCode never gets a
+permission nobody granted. A client that cannot be asked at all leaves the request pending
+(status `waiting_for_input`, answer with `respond_to_task`) instead of having it rejected.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Literal
 
+from mcp.server.elicitation import render_elicitation_schema
 from mcp.server.mcpserver import Context
-from pydantic import BaseModel, Field, create_model
+from mcp.types import ElicitRequest, ElicitRequestFormParams, ElicitResult, InputRequiredResult
+from pydantic import BaseModel, Field, ValidationError, create_model
 
-from ..tasks import Asker
-from ..tasks.views import PendingRequest
+from ..tasks import Asker, TaskError, TaskId, TaskService, parse_task_id
+from ..tasks.views import PendingRequest, TaskView
 
 log = logging.getLogger(__name__)
+MODERN = "2026-07-28"  # the first protocol version without server-initiated requests
+
+Answer = tuple[str, list[list[str]] | None]
 
 
 class PermissionAnswer(BaseModel):
@@ -24,7 +37,9 @@ class PermissionAnswer(BaseModel):
     )
 
 
-def question_model(request: PendingRequest) -> type[BaseModel]:
+def answer_model(request: PendingRequest) -> type[BaseModel]:
+    if request.kind == "permission":
+        return PermissionAnswer
     fields: dict[str, Any] = {}
     for n, q in enumerate(request.questions, start=1):
         text = q.question or q.header or f"question {n}"
@@ -37,31 +52,85 @@ def question_model(request: PendingRequest) -> type[BaseModel]:
     return model
 
 
-def make_asker(ctx: Context) -> Asker | None:
-    """An Asker using elicitation, or None when the client did not declare the capability."""
+def to_answer(request: PendingRequest, content: dict[str, Any] | None) -> Answer | None:
+    """The decision an accepted answer means; None (reject) when it does not validate."""
+    try:
+        data = answer_model(request).model_validate(content or {}).model_dump()
+    except ValidationError:
+        return None
+    if request.kind == "permission":
+        return str(data["decision"]), None
+    answers = []
+    for n, q in enumerate(request.questions, start=1):
+        raw = str(data[f"answer_{n}"])
+        answers.append([a.strip() for a in raw.split(",") if a.strip()] if q.multiple else [raw])
+    return "answer", answers
+
+
+def is_modern(ctx: Context) -> bool:
+    return (ctx.protocol_version or "") >= MODERN
+
+
+def can_elicit(ctx: Context) -> bool:
     caps = ctx.client_capabilities
-    if caps is None or caps.elicitation is None:
+    return caps is not None and caps.elicitation is not None
+
+
+def make_asker(ctx: Context) -> Asker | None:
+    """An Asker for the mid-call flow (up to 2025-11-25), or None when it cannot be used."""
+    if not can_elicit(ctx) or is_modern(ctx):
         return None
 
-    async def ask(request: PendingRequest) -> tuple[str, list[list[str]] | None] | None:
+    async def ask(request: PendingRequest) -> Answer | None:
         try:
-            if request.kind == "permission":
-                result = await ctx.elicit(request.description, PermissionAnswer)
-                if result.action == "accept":
-                    return result.data.decision, None
-                return None
-            schema = question_model(request)
-            result_q = await ctx.elicit(request.description, schema)
-            if result_q.action != "accept":
-                return None
-            data = result_q.data.model_dump()
-            answers = []
-            for n, q in enumerate(request.questions, start=1):
-                raw = str(data[f"answer_{n}"])
-                answers.append([a.strip() for a in raw.split(",") if a.strip()] if q.multiple else [raw])
-            return "answer", answers
+            result = await ctx.elicit(request.description, answer_model(request))
         except Exception as exc:  # malformed answer, client error: fail closed
             log.info("elicitation for %s failed (%s); rejecting", request.id, exc)
             return None
+        return to_answer(request, result.data.model_dump()) if result.action == "accept" else None
 
     return ask
+
+
+def input_required(view: TaskView) -> InputRequiredResult:
+    """The 2026-07-28 way to ask: one form per pending request, the task in the state."""
+    keys = {f"request_{n}": request for n, request in enumerate(view.pending)}
+    return InputRequiredResult(
+        input_requests={
+            key: ElicitRequest(
+                params=ElicitRequestFormParams(
+                    message=request.description,
+                    requested_schema=render_elicitation_schema(answer_model(request)),
+                )
+            )
+            for key, request in keys.items()
+        },
+        request_state=json.dumps({"task_id": view.task_id, "requests": {k: r.id for k, r in keys.items()}}),
+    )
+
+
+async def apply_answers(service: TaskService, ctx: Context) -> TaskId:
+    """A retry after `input_required`: answer each request, return the task to resume."""
+    try:
+        state = json.loads(ctx.request_state or "")
+        tid = parse_task_id(state["task_id"])
+        asked: dict[str, str] = dict(state["requests"])
+    except (ValueError, KeyError, TypeError):
+        raise TaskError("request_state is not one this gateway issued; call run_coding_task afresh") from None
+    view = await service.view(tid, with_files=False)
+    pending = {p.id: p for p in view.pending}
+    responses = ctx.input_responses or {}
+    for key, request_id in asked.items():
+        request = pending.get(request_id)
+        if request is None:
+            continue  # answered meanwhile (respond_to_task, input timeout)
+        response = responses.get(key)
+        answer = None
+        if isinstance(response, ElicitResult) and response.action == "accept":
+            answer = to_answer(request, response.content)
+        decision, answers = answer or ("reject", None)
+        try:
+            await service.respond(view.task_id, request_id, None if decision == "answer" else decision, answers, None)
+        except TaskError as exc:
+            log.info("answer to %s not applied: %s", request_id, exc)
+    return tid

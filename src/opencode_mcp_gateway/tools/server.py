@@ -10,14 +10,14 @@ from typing import Annotated, Literal, ParamSpec, TypeVar
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
+from mcp.types import InputRequiredResult, ToolAnnotations
 from pydantic import Field
 
 from .. import __version__
 from ..opencode import OpenCodeError, OpenCodeUnavailable
 from ..tasks import InvalidTaskId, TaskError, TaskService, UnknownChoice, WorkspaceError, parse_task_id
 from ..tasks.views import AbortView, Agent, AgentsView, DiffView, HealthView, MessagesView, RespondView, TaskView
-from .elicitation import make_asker
+from .elicitation import apply_answers, can_elicit, input_required, is_modern, make_asker
 from .health import opencode_health
 
 log = logging.getLogger(__name__)
@@ -97,23 +97,26 @@ def build_server(service: TaskService) -> MCPServer:
             Field(gt=0, le=86_400, description="how long to wait before returning status 'running' (default 600)"),
         ] = None,
         task_id: FollowUpArg = None,
-    ) -> TaskView:
+    ) -> TaskView | InputRequiredResult:
         """Run a coding task with OpenCode and wait for it to finish.
 
         Returns the final answer, status and changed files. Sends progress notifications
         while it works. If it takes longer than timeout_seconds, returns status 'running'
         with a task_id to poll with get_task_status (the task keeps going). Cancelling
         this call aborts the task."""
-        tid = await service.submit(
-            prompt=prompt, agent=agent, model=model, directory=directory, title=title, task_id=task_id
-        )
-        asker = make_asker(ctx) if settings.permission_policy == "ask" else None
+        if ctx.request_state:  # 2026-07-28: the client calls again with answers to our questions
+            tid = await apply_answers(service, ctx)
+        else:
+            tid = await service.submit(
+                prompt=prompt, agent=agent, model=model, directory=directory, title=title, task_id=task_id
+            )
+        asking = settings.permission_policy == "ask"
         try:
-            return await service.wait(
+            view = await service.wait(
                 tid,
                 timeout_seconds or settings.task_timeout_seconds,
                 report=progress_reporter(ctx),
-                ask=asker,
+                ask=make_asker(ctx) if asking else None,
             )
         except OpenCodeError as exc:
             raise ToolError(
@@ -127,6 +130,9 @@ def build_server(service: TaskService) -> MCPServer:
                 log.info("client cancelled run_coding_task; aborting %s", tid)
                 await service.abort(tid)
             raise
+        if view.status == "waiting_for_input" and asking and is_modern(ctx) and can_elicit(ctx):
+            return input_required(view)
+        return view
 
     @mcp.tool(annotations=RUNS_AGENT)
     @tool_errors
