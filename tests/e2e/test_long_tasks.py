@@ -83,12 +83,25 @@ async def test_keepalive_holds_a_long_call_through_a_client_idle_timeout(gateway
 async def test_client_cancel_aborts_the_opencode_run(gateway: Gateway) -> None:
     progress = Progress()
     async with mcp_session(gateway.mcp_url) as s:
-        with anyio.move_on_after(3):
+        with anyio.move_on_after(3):  # the SDK client sends notifications/cancelled
             await s.call_tool(
                 "run_coding_task", {"prompt": script({"text": "never", "hang": 60})}, progress_callback=progress
             )
         task_id = TASK_ID.search(progress.messages[0]).group(0)  # type: ignore[union-attr]
         status = data(await s.call_tool("get_task_status", {"task_id": task_id, "wait_seconds": 20}))
+    assert status["status"] == "aborted", status
+
+
+async def test_modern_protocol_cancel_aborts_the_opencode_run(gateway: Gateway) -> None:
+    progress = Progress()
+    async with mcp.Client(gateway.mcp_url) as c:
+        assert c.session.protocol_version == "2026-07-28"
+        with anyio.move_on_after(3):  # on 2026-07-28 closing the response stream is the cancel
+            await c.call_tool(
+                "run_coding_task", {"prompt": script({"text": "never", "hang": 60})}, progress_callback=progress
+            )
+        task_id = TASK_ID.search(progress.messages[0]).group(0)  # type: ignore[union-attr]
+        status = data(await c.call_tool("get_task_status", {"task_id": task_id, "wait_seconds": 20}))
     assert status["status"] == "aborted", status
 
 
