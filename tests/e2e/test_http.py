@@ -200,3 +200,26 @@ def wait_ready(gw: Gateway, timeout: float = 30) -> None:
     while httpx2.get(gw.url + "/readyz").status_code != 200:
         assert time.monotonic() < deadline, gw.logs()[-3000:]
         time.sleep(0.1)
+
+
+async def test_custom_mcp_path(gateways: object) -> None:
+    gw = gateways.get(MCP_PATH="/agents/mcp", MCP_BEARER_TOKEN="path-token")  # type: ignore[attr-defined]
+    assert gw.mcp_url.endswith("/agents/mcp")
+    assert post_init(gw.mcp_url).status_code == 401  # the token guards the custom path
+    assert post_init(gw.mcp_url, authorization="Bearer path-token").status_code == 200
+    assert post_init(gw.url + "/mcp", authorization="Bearer path-token").status_code == 404
+    async with mcp_session(gw.mcp_url, headers={"Authorization": "Bearer path-token"}) as s:
+        assert data(await s.call_tool("health_check", {}))["gateway"] == "ok"
+
+
+async def test_all_interfaces_without_allowed_hosts_accepts_any_host_and_warns(
+    tmp_path: Path, opencode: object
+) -> None:
+    gw = Gateway(tmp_path, {"OPENCODE_BASE_URL": opencode.url, "HOST": "0.0.0.0"}).start()  # type: ignore[attr-defined]
+    try:
+        assert post_init(gw.mcp_url, host="gateway.internal:8080").status_code == 200
+        assert post_init(gw.mcp_url, host="10.1.2.3", origin="http://10.1.2.3").status_code == 200
+        assert post_init(gw.mcp_url, host="10.1.2.3", origin="https://evil.example").status_code == 403
+    finally:
+        gw.stop()
+    assert "without ALLOWED_HOSTS: any Host header is accepted" in gw.logs()
