@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.client import data, error_text, mcp_session, script
 from tests.support.fake_llm import FakeLLM
-from tests.support.procs import Gateway, free_port, opencode_binary
+from tests.support.procs import Gateway, OpenCodeServer, free_port, opencode_binary
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -223,3 +223,30 @@ async def test_all_interfaces_without_allowed_hosts_accepts_any_host_and_warns(
     finally:
         gw.stop()
     assert "without ALLOWED_HOSTS: any Host header is accepted" in gw.logs()
+
+
+async def test_password_protected_opencode(tmp_path: Path, fake_llm: FakeLLM) -> None:
+    server = OpenCodeServer(tmp_path / "oc", fake_llm.url)  # type: ignore[attr-defined]
+    server.env.update({"OPENCODE_SERVER_PASSWORD": "oc-pass", "OPENCODE_SERVER_USERNAME": "gw"})
+    server.start(health_auth=("gw", "oc-pass"))
+    good = Gateway(
+        tmp_path / "good", {"OPENCODE_BASE_URL": server.url, "OPENCODE_USERNAME": "gw", "OPENCODE_PASSWORD": "oc-pass"}
+    ).start()
+    bad = Gateway(
+        tmp_path / "bad",
+        {"OPENCODE_BASE_URL": server.url, "OPENCODE_USERNAME": "gw", "OPENCODE_PASSWORD": "bad-pass-7f3"},
+    ).start()
+    try:
+        assert httpx2.get(good.url + "/readyz").status_code == 200
+        async with mcp_session(good.mcp_url) as s:
+            done = data(await s.call_tool("run_coding_task", {"prompt": script({"text": "authorized"})}))
+        assert done["status"] == "completed" and done["result"] == "authorized"
+        assert httpx2.get(bad.url + "/readyz").status_code == 503
+        async with mcp_session(bad.mcp_url) as s:
+            refused = await s.call_tool("list_agents", {})
+        assert refused.is_error and "OPENCODE_PASSWORD" in error_text(refused)
+        assert "oc-pass" not in good.logs() and "bad-pass-7f3" not in error_text(refused) + bad.logs()
+    finally:
+        good.stop()
+        bad.stop()
+        server.stop()

@@ -93,7 +93,7 @@ class OpenCodeServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60) -> OpenCodeServer:
+    def start(self, timeout: float = 60, health_auth: tuple[str, str] | None = None) -> OpenCodeServer:
         log = open(self.root / "opencode.log", "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
             [opencode_binary(), "serve", "--hostname", "127.0.0.1", "--port", str(self.port)],
@@ -109,7 +109,7 @@ class OpenCodeServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"opencode serve exited: {(self.root / 'opencode.log').read_text()[-2000:]}")
             time.sleep(0.05)
-        wait_http(f"{self.url}/global/health", timeout=deadline - time.monotonic())
+        wait_http(f"{self.url}/global/health", timeout=deadline - time.monotonic(), auth=health_auth)
         return self
 
     def stop(self) -> None:
@@ -173,14 +173,20 @@ class Gateway:
         return self.proc.returncode if self.proc else None
 
 
-def wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None, log: Path | None = None) -> None:
+def wait_http(
+    url: str,
+    timeout: float,
+    proc: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
+    auth: tuple[str, str] | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"process exited ({proc.returncode}): {log.read_text()[-3000:] if log else ''}")
         try:
-            if httpx2.get(url, timeout=0.5).status_code < 500:
+            if httpx2.get(url, timeout=0.5, auth=auth).status_code < 500:
                 return
         except httpx2.HTTPError as exc:
             last = exc
