@@ -84,7 +84,9 @@ def _ends_idle(batch: list[Event]) -> bool:
         kind = str(event.get("type", ""))
         if kind == "session.idle":
             return True
-        if kind == "session.status" or kind.startswith("gateway."):
+        if kind.startswith("gateway."):
+            return False  # a gap or reconnect: the status is unknown
+        if kind == "session.status":
             return ((event.get("properties") or {}).get("status") or {}).get("type") == "idle"
     return False
 
@@ -185,14 +187,8 @@ class TaskService:
 
     async def _read(self, tid: TaskId, *, with_files: bool, idle: bool = False) -> tuple[TaskView, TurnState]:
         """`idle`: a `session.idle` event was the session's latest news, so its status is known."""
-        session = await self._session(tid.session_id)
+        session, messages, tid = await self._resolve(tid)
         directory = session.get("directory")
-        messages = await self.client.messages(tid.session_id)
-        user = find_user_message(messages, tid.message_id)
-        if user is None:
-            raise TaskError(f"unknown task_id {tid}: OpenCode has no such task in session {tid.session_id}")
-        user_id = str(user["info"]["id"])
-        tid = TaskId(tid.session_id, user_id)
         state = await self._derive(tid, messages, directory, idle=idle)
         for _ in range(CONFIRM_READS):
             if not state.suspect_interrupted:
@@ -208,8 +204,18 @@ class TaskService:
                 state.status = "waiting_for_input"
         files: list[FileChange] = []
         if with_files and (state.terminal or pending) and state.touched_files:
-            files = [FileChange(**bounds.file_summary(f)) for f in await self._diff(tid)]
+            files = await self._files_changed(tid)
         return self._assemble(tid, session, state, pending, files), state
+
+    async def _resolve(self, tid: TaskId) -> tuple[dict[str, Any], list[dict[str, Any]], TaskId]:
+        """The task's session, its session's messages, and the task id with its message id
+        (a bare session id means the session's newest task)."""
+        session = await self._session(tid.session_id)
+        messages = await self.client.messages(tid.session_id)
+        user = find_user_message(messages, tid.message_id)
+        if user is None:
+            raise TaskError(f"unknown task_id {tid}: OpenCode has no such task in session {tid.session_id}")
+        return session, messages, TaskId(tid.session_id, str(user["info"]["id"]))
 
     async def _derive(
         self, tid: TaskId, messages: list[dict[str, Any]], directory: str | None, *, idle: bool = False
@@ -324,8 +330,7 @@ class TaskService:
                     view, state = await self._read_patiently(tid, idle=idle)
         if view.status != "running" and state.touched_files:
             # the state is fresh: only the changed files are still missing
-            resolved = parse_task_id(view.task_id)  # `tid` may be a bare session id
-            view.files_changed = [FileChange(**bounds.file_summary(f)) for f in await self._diff(resolved)]
+            view.files_changed = await self._files_changed(parse_task_id(view.task_id))  # `tid` may be bare
         return view
 
     async def _read_patiently(self, tid: TaskId, *, idle: bool) -> tuple[TaskView, TurnState]:
@@ -344,13 +349,8 @@ class TaskService:
 
     # -- conversation and diff ------------------------------------------------------------
     async def messages(self, task_id: str, *, limit: int, offset: int) -> MessagesView:
-        tid = parse_task_id(task_id)
-        await self._session(tid.session_id)
-        messages = await self.client.messages(tid.session_id)
-        user = find_user_message(messages, tid.message_id)
-        if user is None:
-            raise TaskError(f"unknown task_id {task_id}: OpenCode has no such task")
-        conversation = bounds.task_conversation(messages, str(user["info"]["id"]))
+        _, messages, tid = await self._resolve(parse_task_id(task_id))
+        conversation = bounds.task_conversation(messages, str(tid.message_id))
         page = bounds.page_messages(
             conversation, limit=limit, offset=offset, budget=self.settings.max_output_bytes, task_id=task_id
         )
@@ -363,9 +363,8 @@ class TaskService:
         )
 
     async def diff(self, task_id: str, *, path: str | None = None) -> DiffView:
-        tid = parse_task_id(task_id)
-        view = await self.view(tid, with_files=False)
-        files = await self._diff(TaskId(tid.session_id, view.task_id.split(".")[1]))
+        _, _, tid = await self._resolve(parse_task_id(task_id))
+        files = await self._diff(tid)
         if path:
             wanted = [f for f in files if f.get("file") == path or str(f.get("file", "")).endswith("/" + path)]
             if not wanted:
@@ -374,8 +373,11 @@ class TaskService:
             files = wanted
         page = bounds.page_diff(files, budget=self.settings.max_output_bytes, task_id=task_id)
         return DiffView(
-            task_id=view.task_id, files=[FileDiff(**f) for f in page.items], truncated=page.truncated, note=page.note
+            task_id=str(tid), files=[FileDiff(**f) for f in page.items], truncated=page.truncated, note=page.note
         )
+
+    async def _files_changed(self, tid: TaskId) -> list[FileChange]:
+        return [FileChange(**bounds.file_summary(f)) for f in await self._diff(tid)]
 
     async def _diff(self, tid: TaskId) -> list[dict[str, Any]]:
         try:
