@@ -22,11 +22,22 @@ from tests.support.procs import free_port
 
 pytestmark = [pytest.mark.anyio]
 IMAGE = os.environ.get("IMAGE", "")
+BASE_IMAGE = os.environ.get("BASE_IMAGE", "")
 PODMAN = shlex.split(os.environ.get("PODMAN", "podman --storage-driver vfs --runtime runc"))
 LIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
 
 if not IMAGE:
     pytest.skip("IMAGE is not set: run `make image-test`", allow_module_level=True)
+
+
+def podman(*args: str) -> str:
+    """Run podman; a failure shows podman's own reason, not only its exit status."""
+    done = subprocess.run([*PODMAN, *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise AssertionError(
+            f"podman {' '.join(args)} failed with exit status {done.returncode}:\n{done.stderr.strip() or done.stdout}"
+        )
+    return done.stdout
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +52,7 @@ class Container:
     def __init__(self, llm_url: str, workspace: Path, user: str | None) -> None:
         self.name = f"ocgw-{uuid.uuid4().hex[:8]}"
         self.port = free_port()
-        command = [*PODMAN, "run", "-d", "--name", self.name, "--network", "host", *LIMITS]
+        command = ["run", "-d", "--name", self.name, "--network", "host", *LIMITS]
         if user:
             command += ["--user", user]
         env = {
@@ -55,7 +66,7 @@ class Container:
         for key, value in env.items():
             command += ["-e", f"{key}={value}"]
         command += ["-v", f"{workspace}:/workspace", IMAGE]
-        subprocess.run(command, check=True, capture_output=True)
+        podman(*command)
 
     @property
     def url(self) -> str:
@@ -66,8 +77,7 @@ class Container:
         return out.stdout + out.stderr
 
     def state(self) -> dict[str, object]:
-        out = subprocess.run([*PODMAN, "inspect", self.name], capture_output=True, text=True, check=True)
-        return json.loads(out.stdout)[0]["State"]  # type: ignore[no-any-return]
+        return json.loads(podman("inspect", self.name))[0]["State"]  # type: ignore[no-any-return]
 
     def wait_ready(self, timeout: float = 60) -> float:
         started = time.monotonic()
@@ -82,7 +92,7 @@ class Container:
 
     def stop(self) -> float:
         started = time.monotonic()
-        subprocess.run([*PODMAN, "stop", "-t", "20", self.name], check=True, capture_output=True)
+        podman("stop", "-t", "20", self.name)
         return time.monotonic() - started
 
     def remove(self) -> None:
@@ -99,7 +109,26 @@ def workspace(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("user", [None, "12345:0"], ids=["image-user-1001", "arbitrary-uid"])
+USERS = pytest.mark.parametrize("user", [None, "12345:0"], ids=["image-user-1001", "arbitrary-uid"])
+
+
+@pytest.mark.parametrize("image", ["base", "image"])
+@pytest.mark.parametrize("user", ["1001:0", "12345:0"], ids=["uid-1001", "arbitrary-uid"])
+def test_root_is_traversable_by_any_uid(image: str, user: str) -> None:
+    """A base made from a 0700 directory gives an image whose / only root can enter: then
+    `tini` is "not found" for every other UID. Checked on the base and on the image."""
+    name = BASE_IMAGE if image == "base" else IMAGE
+    if not name:
+        pytest.skip("BASE_IMAGE is not set: run `make image-test`")
+    mode = podman(
+        "run", "--rm", "--network", "host", *LIMITS, "--user", user, "--entrypoint", "stat", name, "-c", "%a %u", "/"
+    )
+    assert mode.split() == ["755", "0"], f"/ in {name} is {mode.strip()} (mode, owner): it must be 755 root"
+    if image == "image":
+        podman("run", "--rm", "--network", "host", *LIMITS, "--user", user, "--entrypoint", "tini", name, "--version")
+
+
+@USERS
 async def test_image_runs_a_task_and_stops_cleanly(tmp_path: Path, llm: FakeLLM, user: str | None) -> None:
     ws = workspace(tmp_path)
     box = Container(llm.url, ws, user)  # type: ignore[attr-defined]
