@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Mount, Route
 
 from .config import Settings
-from .http_guard import LOCAL_NAMES, GatewayGuard, HostRules
+from .http_guard import LOCAL_NAMES, GatewayGuard, HostRules, OriginRules
 from .opencode import EventHub, OpenCodeClient
 from .supervisor import OpenCodeSupervisor
 from .tasks import Catalog, PermissionBroker, TaskService
@@ -97,7 +97,10 @@ def create_app(settings: Settings, supervisor: OpenCodeSupervisor | None = None)
         lifespan=lifespan,
     )
     token = settings.mcp_bearer_token.get_secret_value() if settings.mcp_bearer_token else None
-    app.add_middleware(GatewayGuard, hosts=host_rules(settings), mcp_path=settings.mcp_path, token=token)
+    origins = OriginRules(settings.allowed_origin_list, settings.allowed_host_list, loopback=settings.binds_loopback)
+    app.add_middleware(
+        GatewayGuard, hosts=host_rules(settings), origins=origins, mcp_path=settings.mcp_path, token=token
+    )
     app.state.service = service
     app.state.supervisor = supervisor
     return app

@@ -6,15 +6,19 @@ import argparse
 import contextlib
 import logging
 import sys
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from types import FrameType
 
 import uvicorn
 
 from . import __version__
 from .config import ConfigError, Settings, load_settings
 from .opencode import redact_url
+from .security import exposure_refusal
 
 log = logging.getLogger("opencode_mcp_gateway")
+# Libraries that log message bodies at DEBUG: kept at INFO whatever LOG_LEVEL says.
+QUIET_LOGGERS = ("sse_starlette", "sse_starlette.sse", "httpcore", "mcp.server.streamable_http", "mcp.shared")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -45,18 +49,26 @@ def main(argv: list[str] | None = None) -> None:
     except (ConfigError, FileNotFoundError) as exc:
         print(f"opencode-mcp-gateway: {exc}", file=sys.stderr)
         sys.exit(2)
+    refusal = exposure_refusal(settings)
+    if refusal:
+        print(f"opencode-mcp-gateway: {refusal}", file=sys.stderr)
+        sys.exit(2)
     serve(settings)
 
 
 def serve(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per OpenCode call is noise
+    for name in QUIET_LOGGERS:  # they log whole request/response bodies (tokens, task output) at DEBUG
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger(name).getEffectiveLevel()))
     if not settings.allowed_host_list and not settings.binds_loopback:
         log.warning(
             "HOST=%s without ALLOWED_HOSTS: any Host header is accepted. Set ALLOWED_HOSTS to the names "
             "clients use (e.g. gateway.example.com,localhost) to protect against DNS rebinding.",
             settings.host,
         )
+    if settings.allow_unauthenticated and not settings.binds_loopback:
+        log.warning("ALLOW_UNAUTHENTICATED=true: anyone who reaches HOST=%s can run coding tasks", settings.host)
     supervisor = None
     if settings.spawn_opencode:
         from .supervisor import OpenCodeSupervisor
@@ -83,12 +95,24 @@ def serve(settings: Settings) -> None:
         timeout_graceful_shutdown=5,
         lifespan="on",
     )
-    _Server(config).run()
+    _Server(config, on_exit=lambda: setattr(app.state.service, "shutting_down", True)).run()
 
 
 class _Server(uvicorn.Server):
     """uvicorn re-raises SIGTERM after a graceful shutdown, so the process would report
-    death by signal; a clean stop exits 0, as supervisors and kubelets expect."""
+    death by signal; a clean stop exits 0, as supervisors and kubelets expect.
+
+    `on_exit` runs the moment a stop signal arrives: requests cancelled while uvicorn
+    drains (a client's session DELETE on protocol 2025-11-25 cancels its calls) must
+    already see that the gateway stops, not a client giving up, and leave the run alone."""
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._on_exit()
+        super().handle_exit(sig, frame)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
