@@ -3,12 +3,18 @@ gateway and `opencode serve`."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
 from pathlib import Path
+from typing import Any
 
+import anyio
 import httpx2
 import pytest
 
 from tests.e2e.test_http import INIT, MCP_HEADERS, post_init
+from tests.e2e.test_long_tasks import TASK_ID, Progress, legacy_client, modern_client
+from tests.support.client import data, mcp_session, script
 from tests.support.procs import Gateway, OpenCodeServer, run_to_exit
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -65,3 +71,71 @@ def test_invalid_url_never_shows_its_password(url: str, tmp_path: Path) -> None:
     assert proc.returncode == 2
     (line,) = proc.stderr.strip().splitlines()
     assert "OPENCODE_BASE_URL" in line and "SECRET" not in proc.stderr + proc.stdout
+
+
+# -- 6. a stopping gateway never aborts a blocking task ------------------------------------------
+
+
+async def blocking_call_through_sigterm(gw: Gateway, connect: Any, protocol: str) -> str:
+    """Start a blocking task and SIGTERM the gateway mid-call; the task id.
+
+    On 2025-11-25 the response stream ends at the signal and the client at once sends its
+    session DELETE (here: leaves right after the signal, the tightest case); whether that
+    reaches the gateway before it stops listening was the race. On 2026-07-28 the client
+    keeps waiting until uvicorn gives up draining."""
+    progress = Progress()
+    async with connect(gw.mcp_url) as client:
+        assert getattr(client, "session", client).protocol_version == protocol
+
+        async def call() -> None:
+            # the stream ends without a response: an error here is expected
+            with anyio.move_on_after(30), contextlib.suppress(Exception):
+                await client.call_tool(
+                    "run_coding_task",
+                    {"prompt": script({"text": "outlived the gateway", "hang": 8})},
+                    progress_callback=progress,
+                )
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call)
+            with anyio.fail_after(20):
+                while not progress.messages:
+                    await anyio.sleep(0.05)
+            assert gw.proc is not None
+            gw.proc.send_signal(signal.SIGTERM)
+            if protocol == "2025-11-25":
+                tg.cancel_scope.cancel()
+    code = await anyio.to_thread.run_sync(gw.proc.wait)
+    assert code == 0, gw.logs()[-2000:]
+    found = TASK_ID.search(progress.messages[0])
+    assert found, progress.messages
+    return found.group(0)
+
+
+@pytest.mark.parametrize(
+    ("connect", "protocol"), [(legacy_client, "2025-11-25"), (modern_client, "2026-07-28")], ids=["2025", "2026"]
+)
+async def test_sigterm_during_a_blocking_call_never_aborts_the_task(
+    tmp_path: Path, opencode: OpenCodeServer, gateway: Gateway, connect: Any, protocol: str
+) -> None:
+    """Five stops at once: the race (does the client's DELETE reach the draining gateway
+    first?) went the wrong way in 6 of 11 tries before."""
+    gateways = [Gateway(tmp_path / str(i), {"OPENCODE_BASE_URL": opencode.url}).start() for i in range(5)]
+    task_ids: list[str] = []
+
+    async def one(gw: Gateway) -> None:
+        task_ids.append(await blocking_call_through_sigterm(gw, connect, protocol))
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for gw in gateways:
+                tg.start_soon(one, gw)
+    finally:
+        for gw in gateways:
+            gw.stop()
+    async with mcp_session(gateway.mcp_url) as fresh:  # another gateway process reads the outcome
+        for task_id in task_ids:
+            final = data(await fresh.call_tool("get_task_status", {"task_id": task_id, "wait_seconds": 30}))
+            assert final["status"] == "completed" and final["result"] == "outlived the gateway", final
+    for gw in gateways:
+        assert "aborting" not in gw.logs()
