@@ -14,7 +14,7 @@ import pytest
 
 from tests.e2e.test_http import INIT, MCP_HEADERS, post_init
 from tests.e2e.test_long_tasks import TASK_ID, Progress, legacy_client, modern_client
-from tests.support.client import data, mcp_session, script
+from tests.support.client import data, error_text, mcp_session, script
 from tests.support.procs import Gateway, OpenCodeServer, run_to_exit
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -139,3 +139,45 @@ async def test_sigterm_during_a_blocking_call_never_aborts_the_task(
             assert final["status"] == "completed" and final["result"] == "outlived the gateway", final
     for gw in gateways:
         assert "aborting" not in gw.logs()
+
+
+# -- 2. WORKSPACE_ROOT cannot be escaped --------------------------------------------------------
+
+ESCAPES = {
+    "backslashes": "esc" + "\\.." * 13 + "\\etc",
+    "percent-escapes": "esc2" + "%2f.." * 13 + "%2fetc",
+    "to-the-grandparent": "esc3\\..\\..",
+}
+
+
+async def test_directory_names_opencode_would_reinterpret_cannot_escape_the_root(
+    gateways: object, opencode: OpenCodeServer
+) -> None:
+    root = opencode.root / "escape-root"
+    root.mkdir()
+    for name in ESCAPES.values():
+        (root / name).mkdir()  # what any agent can do inside the root
+    (root / "innocent-link").symlink_to(root / ESCAPES["backslashes"])
+    gw = gateways.get(WORKSPACE_ROOT=str(root))  # type: ignore[attr-defined]
+    async with mcp_session(gw.mcp_url) as s:
+        for name in [*ESCAPES.values(), "innocent-link", str(root / ESCAPES["backslashes"])]:
+            for tool in ("run_coding_task", "run_coding_task_async"):
+                result = await s.call_tool(tool, {"prompt": script({"text": "pwd"}), "directory": name})
+                assert result.is_error, (tool, name, result.structured_content)
+                assert "would read as a different path" in error_text(result)
+    sessions = httpx2.get(f"{opencode.url}/session", params={"directory": "/etc"}).json()
+    assert not [x for x in sessions if x.get("directory") == "/etc"]
+
+
+async def test_follow_ups_are_held_to_the_root(gateways: object, gateway: Gateway, opencode: OpenCodeServer) -> None:
+    """A task started elsewhere (another gateway without WORKSPACE_ROOT) cannot be continued
+    through a gateway whose root does not contain it."""
+    async with mcp_session(gateway.mcp_url) as s:
+        outside = data(await s.call_tool("run_coding_task", {"prompt": script({"text": "outside"})}))
+    assert outside["directory"] == str(opencode.workspace)
+    root = opencode.root / "follow-up-root"
+    root.mkdir()
+    gw = gateways.get(WORKSPACE_ROOT=str(root))  # type: ignore[attr-defined]
+    async with mcp_session(gw.mcp_url) as s:
+        refused = await s.call_tool("run_coding_task", {"prompt": "more", "task_id": outside["task_id"]})
+    assert refused.is_error and "outside WORKSPACE_ROOT" in error_text(refused)
