@@ -181,3 +181,41 @@ async def test_follow_ups_are_held_to_the_root(gateways: object, gateway: Gatewa
     async with mcp_session(gw.mcp_url) as s:
         refused = await s.call_tool("run_coding_task", {"prompt": "more", "task_id": outside["task_id"]})
     assert refused.is_error and "outside WORKSPACE_ROOT" in error_text(refused)
+
+
+# -- 3. sessions cannot be hoarded ---------------------------------------------------------------
+
+
+def open_sessions(url: str, count: int, *, source: str, **headers: str) -> list[int]:
+    """`count` initialize requests from `source` (a loopback address), never closed."""
+    with httpx2.Client(transport=httpx2.HTTPTransport(local_address=source), timeout=10) as http:
+        return [http.post(url, json=INIT, headers={**MCP_HEADERS, **headers}).status_code for _ in range(count)]
+
+
+async def test_one_client_cannot_lock_the_others_out(gateways: object) -> None:
+    """Scaled down: the flood that took 10,000 sessions for 30 minutes, at a cap of 12."""
+    gw = gateways.get(MAX_SESSIONS="12", MAX_SESSIONS_PER_CLIENT="5")  # type: ignore[attr-defined]
+    flood = open_sessions(gw.mcp_url, 30, source="127.0.0.2")
+    assert flood == [200] * 5 + [429] * 25, flood
+    # Another client (another address, no token configured) still gets in and works.
+    async with mcp_session(gw.mcp_url) as s:
+        assert data(await s.call_tool("health_check", {}))["gateway"] == "ok"
+    # The process-wide cap still holds when several clients hoard.
+    assert open_sessions(gw.mcp_url, 10, source="127.0.0.3") == [200] * 5 + [429] * 5
+    # 5 + 5 + 2 = 12 (the well-behaved client closed its session when it left)
+    assert open_sessions(gw.mcp_url, 3, source="127.0.0.4") == [200, 200, 503]
+
+
+async def test_unauthenticated_requests_never_open_sessions(gateways: object) -> None:
+    gw = gateways.get(MCP_BEARER_TOKEN="quota-token", MAX_SESSIONS="3", MAX_SESSIONS_PER_CLIENT="2")  # type: ignore[attr-defined]
+    assert set(open_sessions(gw.mcp_url, 20, source="127.0.0.5")) == {401}
+    assert set(open_sessions(gw.mcp_url, 20, source="127.0.0.5", authorization="Bearer wrong")) == {401}
+    # Had any of those opened a session, the owner of the token would find the cap taken.
+    assert open_sessions(gw.mcp_url, 3, source="127.0.0.6", authorization="Bearer quota-token") == [200, 200, 429]
+
+
+async def test_idle_sessions_expire_and_free_the_share(gateways: object) -> None:
+    gw = gateways.get(MAX_SESSIONS="4", MAX_SESSIONS_PER_CLIENT="2", SESSION_IDLE_TIMEOUT_SECONDS="1.5")  # type: ignore[attr-defined]
+    assert open_sessions(gw.mcp_url, 3, source="127.0.0.7") == [200, 200, 429]
+    await anyio.sleep(3)
+    assert open_sessions(gw.mcp_url, 3, source="127.0.0.7") == [200, 200, 429]
