@@ -14,6 +14,7 @@ import uvicorn
 from . import __version__
 from .config import ConfigError, Settings, load_settings
 from .opencode import redact_url
+from .secret_env import make_undumpable, take_secrets_out_of_environ
 from .security import exposure_refusal
 
 log = logging.getLogger("opencode_mcp_gateway")
@@ -39,7 +40,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    overrides = {"spawn_opencode": True} if args.spawn_opencode else {}
+    overrides: dict[str, object] = {"spawn_opencode": True} if args.spawn_opencode else {}
+    if argv is None:  # the real process (not a call from a test): its /proc entries matter
+        overrides.update(take_secrets_out_of_environ())
+        make_undumpable()
     try:
         settings = load_settings(**overrides)
         if settings.spawn_opencode:

@@ -4,7 +4,9 @@ gateway and `opencode serve`."""
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +14,11 @@ import anyio
 import httpx2
 import pytest
 
-from tests.e2e.test_http import INIT, MCP_HEADERS, post_init
+from tests.e2e.test_http import INIT, MCP_HEADERS, post_init, spawn_env, wait_ready
 from tests.e2e.test_long_tasks import TASK_ID, Progress, legacy_client, modern_client
 from tests.support.client import data, error_text, mcp_session, script
-from tests.support.procs import Gateway, OpenCodeServer, run_to_exit
+from tests.support.fake_llm import FakeLLM
+from tests.support.procs import Gateway, OpenCodeServer, free_port, run_to_exit
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -219,3 +222,51 @@ async def test_idle_sessions_expire_and_free_the_share(gateways: object) -> None
     assert open_sessions(gw.mcp_url, 3, source="127.0.0.7") == [200, 200, 429]
     await anyio.sleep(3)
     assert open_sessions(gw.mcp_url, 3, source="127.0.0.7") == [200, 200, 429]
+
+
+# -- 4. the agent cannot read the gateway's secrets -----------------------------------------------
+
+
+def read_environ(generations: int) -> dict[str, object]:
+    """A bash call printing the environment of the agent's shell (0), of its parent,
+    opencode serve (1), or of that one's parent, the gateway (2)."""
+    command = "p=$$; " + "p=$(awk '{print $4}' /proc/$p/stat); " * generations
+    command += "echo \"== pid $p: $(tr '\\0' ' ' < /proc/$p/cmdline | head -c 80)\"; tr '\\0' '\\n' < /proc/$p/environ"
+    return {"tool": "bash", "args": {"command": command, "description": f"read environ {generations}"}}
+
+
+async def test_the_agent_cannot_read_the_gateways_secrets(tmp_path: Path) -> None:
+    api_key, token = "sk-provider-key-never-shown", "bearer-token-never-shown"
+    llm = FakeLLM(require_key=api_key)  # the upstream still gets the real key
+    llm.url = llm.start()  # type: ignore[attr-defined]
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=workspace, check=True)
+    env = spawn_env(llm, free_port(), workspace, tmp_path / "state", api_key=api_key)
+    env.update(MCP_BEARER_TOKEN=token, PERMISSION_POLICY="allow", LOG_LEVEL="DEBUG", MAX_OUTPUT_BYTES="1000000")
+    gw = Gateway(tmp_path, env, args=("--spawn-opencode",))
+    # A short environment, so that each one read fits a tool output uncut.
+    gw.env = {k: v for k, v in gw.env.items() if k in (*env, "PATH", "HOME", "LANG", "PORT", "HOST")}
+    gw.start()
+    try:
+        wait_ready(gw)
+        steps = (read_environ(0), read_environ(1), read_environ(2), {"text": "read"})
+        async with mcp_session(gw.mcp_url, headers={"Authorization": f"Bearer {token}"}) as s:
+            done = data(await s.call_tool("run_coding_task", {"prompt": script(*steps)}))
+            page = data(await s.call_tool("get_task_messages", {"task_id": done["task_id"], "limit": 1000}))
+        assert done["status"] == "completed" and done["result"] == "read", done
+        assert not page["truncated"]
+        output = json.dumps(page)
+        # What was read: every ancestor's environment (as root here, even a non-dumpable one's).
+        assert output.count("OPENCODE_SERVER_PASSWORD=") == 2 and "opencode-mcp-gateway" in output, output
+        assert "PERMISSION_POLICY=allow" in output  # only the gateway's own environment has it
+        assert api_key not in output and token not in output
+        assert gw.proc is not None
+        environ = Path(f"/proc/{gw.proc.pid}/environ").read_bytes()
+        assert api_key.encode() not in environ and token.encode() not in environ
+    finally:
+        gw.stop()
+        llm.stop()
+    logs = gw.logs()
+    assert "DEBUG" in logs and api_key not in logs and token not in logs
+    assert "read environ" not in logs  # no library logs message bodies, even at DEBUG
