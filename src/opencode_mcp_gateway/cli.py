@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import sys
-from collections.abc import Callable, Generator
-from types import FrameType
-
-import uvicorn
+from typing import TYPE_CHECKING
 
 from . import __version__
-from .config import ConfigError, Settings, load_settings
-from .opencode import redact_url
 from .secret_env import make_undumpable, take_secrets_out_of_environ
-from .security import exposure_refusal
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 log = logging.getLogger("opencode_mcp_gateway")
 # Libraries that log message bodies at DEBUG: kept at INFO whatever LOG_LEVEL says.
@@ -42,8 +38,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     overrides: dict[str, object] = {"spawn_opencode": True} if args.spawn_opencode else {}
     if argv is None:  # the real process (not a call from a test): its /proc entries matter
-        overrides.update(take_secrets_out_of_environ())
+        overrides.update(take_secrets_out_of_environ())  # may re-exec: before any heavy import
         make_undumpable()
+    from .config import ConfigError, load_settings
+    from .security import exposure_refusal
+
     try:
         settings = load_settings(**overrides)
         if settings.spawn_opencode:
@@ -61,6 +60,11 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def serve(settings: Settings) -> None:
+    import uvicorn
+
+    from .http_server import GatewayServer
+    from .opencode import redact_url
+
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per OpenCode call is noise
     for name in QUIET_LOGGERS:  # they log whole request/response bodies (tokens, task output) at DEBUG
@@ -99,27 +103,4 @@ def serve(settings: Settings) -> None:
         timeout_graceful_shutdown=5,
         lifespan="on",
     )
-    _Server(config, on_exit=lambda: setattr(app.state.service, "shutting_down", True)).run()
-
-
-class _Server(uvicorn.Server):
-    """uvicorn re-raises SIGTERM after a graceful shutdown, so the process would report
-    death by signal; a clean stop exits 0, as supervisors and kubelets expect.
-
-    `on_exit` runs the moment a stop signal arrives: requests cancelled while uvicorn
-    drains (a client's session DELETE on protocol 2025-11-25 cancels its calls) must
-    already see that the gateway stops, not a client giving up, and leave the run alone."""
-
-    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
-        super().__init__(config)
-        self._on_exit = on_exit
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self._on_exit()
-        super().handle_exit(sig, frame)
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        with super().capture_signals():
-            yield
-            self._captured_signals.clear()
+    GatewayServer(config, on_exit=lambda: setattr(app.state.service, "shutting_down", True)).run()

@@ -15,22 +15,14 @@ import json
 import os
 import sys
 
-from pydantic import SecretStr
-
-from .config import Settings
-
 FD_VARIABLE = "OPENCODE_MCP_GATEWAY_SECRETS_FD"
 PR_SET_DUMPABLE = 4
 _PIPE_SAFE = 60_000  # written before exec: must fit the pipe's buffer
 
 
-def secret_names() -> set[str]:
-    """Environment names of the settings that hold secrets (typed SecretStr)."""
-    return {
-        name.upper()
-        for name, field in Settings.model_fields.items()
-        if field.annotation is not None and SecretStr in getattr(field.annotation, "__args__", (field.annotation,))
-    }
+# The settings that hold secrets (the SecretStr fields of config.Settings; a unit test keeps
+# the two in step). Listed here so that the re-exec happens before pydantic is imported.
+SECRET_SETTINGS = frozenset({"MCP_BEARER_TOKEN", "OPENCODE_PASSWORD", "OPENCODE_API_KEY"})
 
 
 def take_secrets_out_of_environ() -> dict[str, str]:
@@ -41,8 +33,7 @@ def take_secrets_out_of_environ() -> dict[str, str]:
         with os.fdopen(fd, "rb") as pipe:
             secrets: dict[str, str] = json.loads(pipe.read() or b"{}")
         return {name.lower(): value for name, value in secrets.items()}
-    wanted = secret_names()
-    found = {name: value for name, value in os.environ.items() if name.upper() in wanted}
+    found = {name: value for name, value in os.environ.items() if name.upper() in SECRET_SETTINGS}
     payload = json.dumps(found).encode()
     if not found or len(payload) > _PIPE_SAFE or not sys.orig_argv:
         return {}

@@ -25,3 +25,17 @@ def test_other_addresses_need_authentication_or_an_explicit_opt_out() -> None:
 def test_configured_auth_names_the_settings() -> None:
     assert configured_auth(settings()) == []
     assert configured_auth(settings(mcp_bearer_token="t")) == ["MCP_BEARER_TOKEN"]
+
+
+def test_every_secret_setting_is_kept_out_of_the_environ() -> None:
+    """secret_env lists the secrets without importing pydantic (the re-exec comes first)."""
+    from pydantic import SecretStr
+
+    from opencode_mcp_gateway.secret_env import SECRET_SETTINGS
+
+    typed_secret = {
+        name.upper()
+        for name, field in Settings.model_fields.items()
+        if SecretStr in getattr(field.annotation, "__args__", ())
+    }
+    assert typed_secret == SECRET_SETTINGS
