@@ -88,6 +88,14 @@ class Settings(BaseSettings):
             raise ValueError(f"must be an http(s) URL such as https://api.example.com/v1 (got {shown_url(value)!r})")
         return value
 
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for origin in (o.strip() for o in value.split(",")):
+            if origin and not re.fullmatch(r"https?://[^/@?#\\\s]+", origin, flags=re.IGNORECASE):
+                raise ValueError(f"each entry must be an origin such as https://app.example.com (got {origin!r})")
+        return value
+
     @field_validator("default_model")
     @classmethod
     def _model(cls, value: str | None) -> str | None:

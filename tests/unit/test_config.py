@@ -88,3 +88,10 @@ def test_invalid_urls_are_shown_without_credentials(url: str, monkeypatch: pytes
             load_settings()
         assert "SECRET" not in str(err.value) and "RET" not in str(err.value)
         monkeypatch.delenv(name)
+
+
+@pytest.mark.parametrize("value", ["app.example.com", "https://app.example.com/", "https://u@app.example.com", "*"])
+def test_allowed_origins_must_be_origins(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALLOWED_ORIGINS", f"https://ok.example.com,{value}")
+    with pytest.raises(ConfigError, match="ALLOWED_ORIGINS"):
+        load_settings()
