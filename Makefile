@@ -34,8 +34,9 @@ $(HELM): $(BIN)/opencode-mcp-gateway
 
 ## Serve the gateway with its own OpenCode, this directory as the workspace.
 ## Needs OPENCODE_API_URL, OPENCODE_API_KEY and OPENCODE_MODEL_NAME (environment or .env).
+## Listens on 127.0.0.1 only, unless HOST is set (then a token is needed: see README "Security").
 run: setup
-	$(BIN)/opencode-mcp-gateway --spawn-opencode
+	HOST="$${HOST:-127.0.0.1}" $(BIN)/opencode-mcp-gateway --spawn-opencode
 
 ## Lint, type-check, then every test (unit and end-to-end against the real opencode serve).
 test: setup lint

@@ -36,6 +36,19 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- default (include "ocgw.fullname" .) .Values.existingSecret -}}
 {{- end -}}
 
+{{/* The bearer token: the given one; else the one this release's Secret already holds (so
+`helm upgrade` keeps it); else a new random one. Empty with existingSecret (it holds its own). */}}
+{{- define "ocgw.bearerToken" -}}
+{{- if .Values.gateway.mcpBearerToken -}}
+{{- .Values.gateway.mcpBearerToken -}}
+{{- else if not .Values.existingSecret -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "ocgw.fullname" .) -}}
+{{- $kept := "" -}}
+{{- if $existing -}}{{- $kept = index ($existing.data | default dict) "mcp-bearer-token" | default "" | b64dec -}}{{- end -}}
+{{- $kept | default (randAlphaNum 40) -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The Route's host: the configured one, else the one the cluster generated on an earlier install. */}}
 {{- define "ocgw.routeHost" -}}
 {{- if .Values.route.host -}}

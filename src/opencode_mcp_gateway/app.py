@@ -14,8 +14,9 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Mount, Route
 
 from .config import Settings
-from .http_guard import LOCAL_NAMES, GatewayGuard, HostRules
+from .http_guard import LOCAL_NAMES, GatewayGuard, HostRules, OriginRules
 from .opencode import EventHub, OpenCodeClient
+from .session_quota import SessionQuota
 from .supervisor import OpenCodeSupervisor
 from .tasks import Catalog, PermissionBroker, TaskService
 from .tools import build_server, opencode_health
@@ -53,6 +54,14 @@ def create_app(settings: Settings, supervisor: OpenCodeSupervisor | None = None)
         # The guard in front does Host/Origin with the gateway's own rules.
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         host=settings.host,
+        max_sessions=settings.max_sessions,
+        session_idle_timeout=settings.session_idle_timeout_seconds,
+    )
+    sessions = mcp.session_manager
+    quota = SessionQuota(
+        mcp_app,
+        open_sessions=lambda: sessions._server_instances.keys(),  # the SDK keeps no public list
+        per_client=settings.max_sessions_per_client,
     )
 
     async def healthz(_: Request) -> JSONResponse:
@@ -93,11 +102,14 @@ def create_app(settings: Settings, supervisor: OpenCodeSupervisor | None = None)
             await client.aclose()
 
     app = Starlette(
-        routes=[Route("/healthz", healthz), Route("/readyz", readyz), Mount("/", app=mcp_app)],
+        routes=[Route("/healthz", healthz), Route("/readyz", readyz), Mount("/", app=quota)],
         lifespan=lifespan,
     )
     token = settings.mcp_bearer_token.get_secret_value() if settings.mcp_bearer_token else None
-    app.add_middleware(GatewayGuard, hosts=host_rules(settings), mcp_path=settings.mcp_path, token=token)
+    origins = OriginRules(settings.allowed_origin_list, settings.allowed_host_list, loopback=settings.binds_loopback)
+    app.add_middleware(
+        GatewayGuard, hosts=host_rules(settings), origins=origins, mcp_path=settings.mcp_path, token=token
+    )
     app.state.service = service
     app.state.supervisor = supervisor
     return app

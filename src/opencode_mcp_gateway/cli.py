@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import sys
-from collections.abc import Generator
-
-import uvicorn
+from typing import TYPE_CHECKING
 
 from . import __version__
-from .config import ConfigError, Settings, load_settings
-from .opencode import redact_url
+from .secret_env import make_undumpable, take_secrets_out_of_environ
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 log = logging.getLogger("opencode_mcp_gateway")
+# Libraries that log message bodies at DEBUG: kept at INFO whatever LOG_LEVEL says.
+QUIET_LOGGERS = ("sse_starlette", "sse_starlette.sse", "httpcore", "mcp.server.streamable_http", "mcp.shared")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -35,7 +36,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    overrides = {"spawn_opencode": True} if args.spawn_opencode else {}
+    overrides: dict[str, object] = {"spawn_opencode": True} if args.spawn_opencode else {}
+    if argv is None:  # the real process (not a call from a test): its /proc entries matter
+        overrides.update(take_secrets_out_of_environ())  # may re-exec: before any heavy import
+        make_undumpable()
+    from .config import ConfigError, load_settings
+    from .security import exposure_refusal
+
     try:
         settings = load_settings(**overrides)
         if settings.spawn_opencode:
@@ -45,18 +52,31 @@ def main(argv: list[str] | None = None) -> None:
     except (ConfigError, FileNotFoundError) as exc:
         print(f"opencode-mcp-gateway: {exc}", file=sys.stderr)
         sys.exit(2)
+    refusal = exposure_refusal(settings)
+    if refusal:
+        print(f"opencode-mcp-gateway: {refusal}", file=sys.stderr)
+        sys.exit(2)
     serve(settings)
 
 
 def serve(settings: Settings) -> None:
+    import uvicorn
+
+    from .http_server import GatewayServer
+    from .opencode import redact_url
+
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per OpenCode call is noise
+    for name in QUIET_LOGGERS:  # they log whole request/response bodies (tokens, task output) at DEBUG
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger(name).getEffectiveLevel()))
     if not settings.allowed_host_list and not settings.binds_loopback:
         log.warning(
             "HOST=%s without ALLOWED_HOSTS: any Host header is accepted. Set ALLOWED_HOSTS to the names "
             "clients use (e.g. gateway.example.com,localhost) to protect against DNS rebinding.",
             settings.host,
         )
+    if settings.allow_unauthenticated and not settings.binds_loopback:
+        log.warning("ALLOW_UNAUTHENTICATED=true: anyone who reaches HOST=%s can run coding tasks", settings.host)
     supervisor = None
     if settings.spawn_opencode:
         from .supervisor import OpenCodeSupervisor
@@ -83,15 +103,4 @@ def serve(settings: Settings) -> None:
         timeout_graceful_shutdown=5,
         lifespan="on",
     )
-    _Server(config).run()
-
-
-class _Server(uvicorn.Server):
-    """uvicorn re-raises SIGTERM after a graceful shutdown, so the process would report
-    death by signal; a clean stop exits 0, as supervisors and kubelets expect."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        with super().capture_signals():
-            yield
-            self._captured_signals.clear()
+    GatewayServer(config, on_exit=lambda: setattr(app.state.service, "shutting_down", True)).run()

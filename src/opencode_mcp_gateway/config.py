@@ -7,6 +7,7 @@ stops start-up with one line that names the variable (see `load_settings`).
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -58,6 +59,13 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # Security: who may call (see security.py) and how many MCP sessions they may hold.
+    allow_unauthenticated: bool = False
+    allowed_origins: str = ""
+    max_sessions: int = Field(1000, ge=1, le=100_000)
+    max_sessions_per_client: int = Field(100, ge=1)
+    session_idle_timeout_seconds: float = Field(1800.0, gt=0, le=86_400)
+
     @field_validator("mcp_path")
     @classmethod
     def _path(cls, value: str) -> str:
@@ -70,14 +78,22 @@ class Settings(BaseSettings):
     def _base_url(cls, value: str) -> str:
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"must be an http(s) URL such as http://127.0.0.1:4096 (got {value!r})")
+            raise ValueError(f"must be an http(s) URL such as http://127.0.0.1:4096 (got {shown_url(value)!r})")
         return value.rstrip("/")
 
     @field_validator("opencode_api_url")
     @classmethod
     def _api_url(cls, value: str | None) -> str | None:
-        if value is not None and urlsplit(value).scheme not in ("http", "https"):
-            raise ValueError(f"must be an http(s) URL such as https://api.example.com/v1 (got {value!r})")
+        if value is not None and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname):
+            raise ValueError(f"must be an http(s) URL such as https://api.example.com/v1 (got {shown_url(value)!r})")
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for origin in (o.strip() for o in value.split(",")):
+            if origin and not re.fullmatch(r"https?://[^/@?#\\\s]+", origin, flags=re.IGNORECASE):
+                raise ValueError(f"each entry must be an origin such as https://app.example.com (got {origin!r})")
         return value
 
     @field_validator("default_model")
@@ -111,10 +127,23 @@ class Settings(BaseSettings):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _client_share_below_the_cap(self) -> Settings:
+        if self.max_sessions_per_client >= self.max_sessions and self.max_sessions > 1:
+            raise ValueError(
+                f"MAX_SESSIONS_PER_CLIENT ({self.max_sessions_per_client}) must be below MAX_SESSIONS "
+                f"({self.max_sessions}), so that one client cannot take every session"
+            )
+        return self
+
     # Derived values -------------------------------------------------------------------
     @property
     def allowed_host_list(self) -> list[str]:
         return [h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip()]
+
+    @property
+    def allowed_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.allowed_origins.split(",") if o.strip()]
 
     @property
     def binds_loopback(self) -> bool:
@@ -130,6 +159,12 @@ def _given(value: object) -> bool:
     if isinstance(value, SecretStr):
         value = value.get_secret_value()
     return isinstance(value, str) and bool(value.strip())
+
+
+def shown_url(value: str) -> str:
+    """`value` fit for an error message: everything up to the last `@` (user:password, which
+    may itself hold `/`, `#` or `@`) is masked, however malformed the URL."""
+    return re.sub(r"^([A-Za-z][\w+.-]*://)?.*@", r"\1***@", value, flags=re.DOTALL)
 
 
 def _is_loopback(host: str) -> bool:

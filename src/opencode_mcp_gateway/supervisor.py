@@ -1,9 +1,10 @@
 """Spawn mode: run `opencode serve` as a child, keep it up, stop it with the gateway.
 
 * The config is generated (one OpenAI-compatible provider, only it enabled, models fetch
-  and auto-update off) and passed in OPENCODE_CONFIG_CONTENT; it names the API key as
-  `{env:OPENCODE_API_KEY}`, so the key reaches OpenCode only through the child's
-  environment, never a file or a log line.
+  and auto-update off) and passed in OPENCODE_CONFIG_CONTENT. The provider is the
+  gateway's own LLM proxy (llm_proxy.py) with a per-start token: the real API key never
+  reaches OpenCode, whose agent can read its environment. The child's environment carries
+  none of the gateway's settings (secrets included), only OpenCode's own server password.
 * State lives in isolated XDG dirs under OPENCODE_STATE_DIR; the plugin OpenCode would
   fetch from npm on first use is pre-seeded, so no network is needed at run time.
 * Ready means the "listening on" line was printed and /global/health answered: OpenCode
@@ -27,6 +28,7 @@ import anyio
 import httpx2
 
 from .config import Settings
+from .llm_proxy import LLMProxy
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ def opencode_config(settings: Settings) -> dict[str, Any]:
             "gateway": {
                 "npm": "@ai-sdk/openai-compatible",
                 "name": "Gateway LLM",
-                "options": {"baseURL": "{env:OPENCODE_API_URL}", "apiKey": "{env:OPENCODE_API_KEY}"},
+                "options": {"baseURL": "{env:LLM_PROXY_URL}", "apiKey": "{env:LLM_PROXY_TOKEN}"},
                 "models": {
                     "{env:OPENCODE_MODEL_NAME}": {
                         "name": "{env:OPENCODE_MODEL_NAME}",
@@ -70,6 +72,13 @@ def opencode_config(settings: Settings) -> dict[str, Any]:
     elif settings.permission_policy == "deny":
         config["permission"] = {"question": "deny"}
     return config
+
+
+def _gateway_setting(name: str) -> bool:
+    """Whether an environment variable is the gateway's (a setting, maybe a secret) rather
+    than the machine's: such variables never reach OpenCode or its agent."""
+    upper = name.upper()
+    return upper.startswith(("OPENCODE_", "MCP_")) or name.lower() in Settings.model_fields
 
 
 def default_state_dir() -> Path:
@@ -125,6 +134,8 @@ class OpenCodeSupervisor:
         self._stopping = False
         self.restarts = 0
         self.last_exit: int | None = None
+        key = settings.opencode_api_key.get_secret_value() if settings.opencode_api_key else ""
+        self.llm_proxy = LLMProxy(settings.opencode_api_url or "", key)
 
     @property
     def ready(self) -> bool:
@@ -136,14 +147,14 @@ class OpenCodeSupervisor:
     def child_env(self) -> dict[str, str]:
         s = self.settings
         state = Path(s.opencode_state_dir) if s.opencode_state_dir else default_state_dir()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCODE_", "MCP_"))}
+        env = {k: v for k, v in os.environ.items() if not _gateway_setting(k)}
         env.update(prepare_state(state))
         env.update(OFFLINE_ENV)
         env.update(
             {
                 "OPENCODE_CONFIG_CONTENT": json.dumps(opencode_config(s)),
-                "OPENCODE_API_URL": s.opencode_api_url or "",
-                "OPENCODE_API_KEY": s.opencode_api_key.get_secret_value() if s.opencode_api_key else "",
+                "LLM_PROXY_URL": self.llm_proxy.base_url,
+                "LLM_PROXY_TOKEN": self.llm_proxy.token,
                 "OPENCODE_MODEL_NAME": s.opencode_model_name or "",
                 "OPENCODE_SERVER_USERNAME": s.opencode_username,
                 "OPENCODE_SERVER_PASSWORD": self.password,
@@ -173,6 +184,13 @@ class OpenCodeSupervisor:
         )
 
     async def run(self) -> None:
+        """Serve the LLM proxy, and keep OpenCode running until `stop`."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.llm_proxy.serve)
+            await self._keep_running()
+            tg.cancel_scope.cancel()
+
+    async def _keep_running(self) -> None:
         delay = 1.0
         workdir = self.settings.workspace_dir or os.getcwd()
         while not self._stopping:

@@ -3,6 +3,7 @@ check what production needs (secrets by reference, probes, restricted security).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -13,6 +14,8 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+
+from tests.chart.fake_kube import FakeKube
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "chart"
@@ -138,7 +141,9 @@ def test_changed_secret_rolls_the_pod() -> None:
     def checksum(values: dict[str, str]) -> str:
         return by_kind(render(values), "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/secret"]
 
-    assert checksum(EXAMPLE) != checksum({**EXAMPLE, "opencode.apiKey": "sk-rotated"})
+    fixed = {**EXAMPLE, "gateway.mcpBearerToken": "fixed-token"}  # else each render generates one
+    assert checksum(fixed) == checksum(fixed)
+    assert checksum(fixed) != checksum({**fixed, "opencode.apiKey": "sk-rotated"})
 
 
 def test_existing_secret_replaces_the_charts_secret() -> None:
@@ -192,7 +197,7 @@ def test_defaults_match_the_documented_values() -> None:
     assert by_kind(docs, "Deployment")["spec"]["replicas"] == 1
     assert container(docs)["image"].endswith(":latest") and container(docs)["imagePullPolicy"] == "IfNotPresent"
     assert env["DEFAULT_AGENT"]["value"] == "build" and env["SESSION_TITLE_PREFIX"]["value"] == "OCP Gateway"
-    assert "DEFAULT_MODEL" not in env and "MCP_BEARER_TOKEN" not in env
+    assert "DEFAULT_MODEL" not in env and "ALLOW_UNAUTHENTICATED" not in env
 
 
 @pytest.mark.parametrize(
@@ -229,4 +234,61 @@ def test_notes_print_the_real_commands() -> None:
     notes = out.split("NOTES:", 1)[1]
     assert "oc rollout status deployment/gw-opencode-mcp-gateway -n opencode" in notes
     assert "oc get route gw-opencode-mcp-gateway -n opencode -o jsonpath='{.spec.host}'" in notes
-    assert "https://$HOST/mcp" in notes and "mcpBearerToken is empty" in notes
+    assert "https://$HOST/mcp" in notes and "Authorization: Bearer <token>" in notes
+    assert (
+        "oc get secret gw-opencode-mcp-gateway -n opencode -o jsonpath='{.data.mcp-bearer-token}' | base64 -d" in notes
+    )
+    assert "WARNING" not in notes
+
+
+def test_a_bearer_token_is_generated_when_none_is_given() -> None:
+    docs = render(EXAMPLE)
+    token = by_kind(docs, "Secret")["stringData"]["mcp-bearer-token"]
+    assert len(token) >= 32 and token.isalnum()
+    assert env_of(docs)["MCP_BEARER_TOKEN"]["valueFrom"]["secretKeyRef"]["optional"] is False
+    assert "ALLOW_UNAUTHENTICATED" not in env_of(docs)
+    assert by_kind(render(EXAMPLE), "Secret")["stringData"]["mcp-bearer-token"] != token  # random per install
+
+
+def test_the_generated_token_survives_helm_upgrade(tmp_path: Path) -> None:
+    """`helm upgrade` renders against the cluster: the token its Secret already holds is kept."""
+    kube = FakeKube()
+    try:
+        kubeconfig = str(kube.kubeconfig(tmp_path / "kubeconfig"))
+        server = ("--dry-run=server", "--disable-openapi-validation", "--kubeconfig", kubeconfig)
+        first = by_kind(render(EXAMPLE, *server), "Secret")["stringData"]["mcp-bearer-token"]
+        kube.secrets[("opencode", "gw-opencode-mcp-gateway")] = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {  # as the first install left it, owned by the release
+                "name": "gw-opencode-mcp-gateway",
+                "namespace": "opencode",
+                "labels": {"app.kubernetes.io/managed-by": "Helm"},
+                "annotations": {"meta.helm.sh/release-name": "gw", "meta.helm.sh/release-namespace": "opencode"},
+            },
+            "data": {"mcp-bearer-token": base64.b64encode(first.encode()).decode()},
+        }
+        upgraded = render(EXAMPLE, *server)
+        again = render(EXAMPLE, *server)
+    finally:
+        kube.stop()
+    assert by_kind(upgraded, "Secret")["stringData"]["mcp-bearer-token"] == first
+    checksum = "checksum/secret"
+    annotations = [by_kind(d, "Deployment")["spec"]["template"]["metadata"]["annotations"] for d in (upgraded, again)]
+    assert annotations[0][checksum] == annotations[1][checksum]  # an unchanged upgrade does not roll the pod
+
+
+def test_only_the_gateway_port_is_reachable() -> None:
+    policy = by_kind(render(EXAMPLE), "NetworkPolicy")
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"port": 8080, "protocol": "TCP"}] and "from" not in rule
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    (restricted,) = by_kind(render(EVERYTHING), "NetworkPolicy")["spec"]["ingress"]
+    assert restricted["ports"] == rule["ports"] and restricted["from"]
+
+
+def test_allow_unauthenticated_is_explicit_and_warned() -> None:
+    values = {**EXAMPLE, "gateway.allowUnauthenticated": "true"}
+    assert env_of(render(values))["ALLOW_UNAUTHENTICATED"]["value"] == "true"
+    out = helm("install", "gw", str(CHART), "--dry-run=client", "--namespace", "opencode", *sets(values)).stdout
+    assert "WARNING: gateway.allowUnauthenticated is true" in out.split("NOTES:", 1)[1]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 
 from tests.support.client import data, error_text, mcp_session, script
 from tests.support.fake_llm import FakeLLM
-from tests.support.procs import Gateway, OpenCodeServer, free_port, opencode_binary
+from tests.support.procs import Gateway, OpenCodeServer, free_port, opencode_binary, run_to_exit
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -110,15 +109,7 @@ async def test_opencode_down_gives_health_false_not_ready_and_a_clear_tool_error
 def test_invalid_configuration_stops_with_one_line_naming_the_variable(
     env: dict[str, str], args: tuple[str, ...], names: str, tmp_path: Path
 ) -> None:
-    clean = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **env}
-    proc = subprocess.run(
-        [sys.executable, "-m", "opencode_mcp_gateway", *args],
-        env=clean,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    proc = run_to_exit(env, tmp_path, *args)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and names in lines[0], proc.stderr
@@ -215,11 +206,14 @@ async def test_custom_mcp_path(gateways: object) -> None:
 async def test_all_interfaces_without_allowed_hosts_accepts_any_host_and_warns(
     tmp_path: Path, opencode: object
 ) -> None:
-    gw = Gateway(tmp_path, {"OPENCODE_BASE_URL": opencode.url, "HOST": "0.0.0.0"}).start()  # type: ignore[attr-defined]
+    env = {"OPENCODE_BASE_URL": opencode.url, "HOST": "0.0.0.0", "MCP_BEARER_TOKEN": "any-host"}  # type: ignore[attr-defined]
+    gw = Gateway(tmp_path, env).start()
+    auth = {"authorization": "Bearer any-host"}
     try:
-        assert post_init(gw.mcp_url, host="gateway.internal:8080").status_code == 200
-        assert post_init(gw.mcp_url, host="10.1.2.3", origin="http://10.1.2.3").status_code == 200
-        assert post_init(gw.mcp_url, host="10.1.2.3", origin="https://evil.example").status_code == 403
+        assert post_init(gw.mcp_url, host="gateway.internal:8080", **auth).status_code == 200
+        # An Origin naming the request's own host is what DNS rebinding produces: refused.
+        assert post_init(gw.mcp_url, host="10.1.2.3", origin="http://10.1.2.3", **auth).status_code == 403
+        assert post_init(gw.mcp_url, host="10.1.2.3", origin="https://evil.example", **auth).status_code == 403
     finally:
         gw.stop()
     assert "without ALLOWED_HOSTS: any Host header is accepted" in gw.logs()

@@ -23,6 +23,7 @@ from tests.support.procs import free_port
 pytestmark = [pytest.mark.anyio]
 IMAGE = os.environ.get("IMAGE", "")
 BASE_IMAGE = os.environ.get("BASE_IMAGE", "")
+TOKEN = "image-test-bearer-token"
 PODMAN = shlex.split(os.environ.get("PODMAN", "podman --storage-driver vfs --runtime runc"))
 LIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
 
@@ -62,6 +63,7 @@ class Container:
             "OPENCODE_API_KEY": "sk-image-test",
             "OPENCODE_MODEL_NAME": "image-model",
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "MCP_BEARER_TOKEN": TOKEN,  # the image binds 0.0.0.0: it refuses to start without one
         }
         for key, value in env.items():
             command += ["-e", f"{key}={value}"]
@@ -138,7 +140,7 @@ async def test_image_runs_a_task_and_stops_cleanly(tmp_path: Path, llm: FakeLLM,
             {"tool": "write", "args": {"filePath": "from_container.py", "content": "print('hi')\n"}},
             {"text": "ok"},
         )
-        async with mcp_session(box.url + "/mcp") as s:
+        async with mcp_session(box.url + "/mcp", headers={"Authorization": f"Bearer {TOKEN}"}) as s:
             done = data(await s.call_tool("run_coding_task", {"prompt": script(*steps), "timeout_seconds": 120}))
         assert done["status"] == "completed" and done["model"] == "gateway/image-model"
         assert (ws / "from_container.py").read_text() == "print('hi')\n"
@@ -149,6 +151,6 @@ async def test_image_runs_a_task_and_stops_cleanly(tmp_path: Path, llm: FakeLLM,
         assert state["ExitCode"] == 0, logs[-3000:]
         assert stop_seconds < 10, f"SIGTERM took {stop_seconds:.1f}s"
         assert "opencode serve stopped cleanly" in logs, logs[-3000:]
-        assert "sk-image-test" not in logs
+        assert "sk-image-test" not in logs and TOKEN not in logs
     finally:
         box.remove()

@@ -131,9 +131,8 @@ def build_chunks(step: dict[str, Any], model: str) -> list[dict[str, Any]]:
     return chunks
 
 
-class _Handler(BaseHTTPRequestHandler):
-    llm: FakeLLM
-    protocol_version = "HTTP/1.1"
+class JSONHandler(BaseHTTPRequestHandler):
+    """A quiet handler that answers JSON (other fake servers of the tests build on it)."""
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -145,6 +144,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+
+class _Handler(JSONHandler):
+    llm: FakeLLM
+    protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
         if self.path.startswith("/_control/requests"):

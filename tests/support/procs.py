@@ -173,6 +173,19 @@ class Gateway:
         return self.proc.returncode if self.proc else None
 
 
+def run_to_exit(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The gateway in a clean environment, for a configuration that must stop at start-up."""
+    clean = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), **env}
+    return subprocess.run(
+        [sys.executable, "-m", "opencode_mcp_gateway", *args],
+        env=clean,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
 def wait_http(
     url: str,
     timeout: float,

@@ -63,3 +63,35 @@ def test_spawn_mode_names_every_missing_provider_setting(monkeypatch: pytest.Mon
 def test_credentials_in_urls_are_redacted_for_display() -> None:
     assert redact_url("http://gw:s3cret@opencode:4096") == "http://opencode:4096"
     assert redact_url("http://127.0.0.1:4096") == "http://127.0.0.1:4096"
+
+
+def test_security_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = load_settings()
+    assert (s.max_sessions, s.max_sessions_per_client, s.session_idle_timeout_seconds) == (1000, 100, 1800)
+    assert s.allow_unauthenticated is False and s.allowed_origin_list == []
+    monkeypatch.setenv("ALLOWED_ORIGINS", " https://app.example.com ,,http://localhost:3000")
+    assert load_settings().allowed_origin_list == ["https://app.example.com", "http://localhost:3000"]
+
+
+def test_one_client_cannot_be_allowed_every_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAX_SESSIONS", "10")
+    monkeypatch.setenv("MAX_SESSIONS_PER_CLIENT", "10")
+    with pytest.raises(ConfigError, match="MAX_SESSIONS_PER_CLIENT"):
+        load_settings()
+
+
+@pytest.mark.parametrize("url", ["ftp://u:SECRET@h:1", "http://u:SECRET@", "u:SECRET@h:4096", "ftp://u:S/E#C@RET@h"])
+def test_invalid_urls_are_shown_without_credentials(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OPENCODE_BASE_URL", "OPENCODE_API_URL"):
+        monkeypatch.setenv(name, url)
+        with pytest.raises(ConfigError, match=name) as err:
+            load_settings()
+        assert "SECRET" not in str(err.value) and "RET" not in str(err.value)
+        monkeypatch.delenv(name)
+
+
+@pytest.mark.parametrize("value", ["app.example.com", "https://app.example.com/", "https://u@app.example.com", "*"])
+def test_allowed_origins_must_be_origins(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALLOWED_ORIGINS", f"https://ok.example.com,{value}")
+    with pytest.raises(ConfigError, match="ALLOWED_ORIGINS"):
+        load_settings()

@@ -132,6 +132,9 @@ class OpenCodeClient:
         )
         return result
 
+    async def delete_session(self, session_id: str) -> None:
+        await self._request("DELETE", f"/session/{session_id}")
+
     async def get_session(self, session_id: str) -> JSON:
         result: JSON = await self._request("GET", f"/session/{session_id}")
         return result

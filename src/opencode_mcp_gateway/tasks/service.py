@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -39,7 +40,7 @@ from .views import (
     TaskView,
     Tokens,
 )
-from .workspace import resolve_directory
+from .workspace import WorkspaceError, check_inside_root, confirm_session_directory, resolve_directory
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,7 @@ class TaskService:
             earlier = parse_task_id(task_id)
             session = await self._session(earlier.session_id)
             workdir = session.get("directory")
+            check_inside_root(str(workdir or ""), self.settings.workspace_root, shown=str(workdir))
             if directory and resolve_directory(directory, self.settings.workspace_root) != workdir:
                 raise TaskError(
                     f"a follow-up runs in its task's directory ({workdir}); leave directory out or start a new task"
@@ -173,12 +175,25 @@ class TaskService:
                 metadata=session_metadata(self.settings.permission_policy),
             )
             session_id = created["id"]
+            await self._confirm_workspace(created, workdir)
             self._remember(created)
         message_id = new_message_id()
         await self.client.prompt_async(
             session_id, message_id=message_id, text=prompt, agent=agent, model=provider_model
         )
         return TaskId(session_id, message_id)
+
+    async def _confirm_workspace(self, created: dict[str, Any], workdir: str | None) -> None:
+        """A session OpenCode placed elsewhere than decided is deleted before it can run."""
+        try:
+            confirm_session_directory(created.get("directory"), workdir)
+        except WorkspaceError:
+            log.warning(
+                "session %s landed in %r, not %r: deleting it", created["id"], created.get("directory"), workdir
+            )
+            with contextlib.suppress(OpenCodeError):  # the refusal stands even if the delete fails
+                await self.client.delete_session(created["id"])
+            raise
 
     # -- read --------------------------------------------------------------------------
     async def view(self, task_id: str | TaskId, *, with_files: bool = True) -> TaskView:

@@ -1,0 +1,127 @@
+"""Spawn mode: the model provider's API key stays in the gateway.
+
+OpenCode's agent runs shell commands, so whatever OpenCode can read, the agent can read
+(`env`, /proc/<pid>/environ, its config). The gateway therefore serves OpenCode an
+OpenAI-compatible endpoint on loopback that forwards each request to OPENCODE_API_URL with
+the real key added. OpenCode authenticates to it with a per-start token that is worth
+nothing anywhere else. Responses (SSE streams included) pass through chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import logging
+import secrets
+import socket
+from collections.abc import Iterator
+
+import httpx2
+import uvicorn
+from starlette.types import Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/v1"
+# Never forwarded upstream: the caller's credential, and what the proxy sets itself.
+_DROP_REQUEST = {b"host", b"authorization", b"content-length", b"connection", b"accept-encoding", b"api-key"}
+_DROP_RESPONSE = {"content-length", "transfer-encoding", "connection", "keep-alive"}
+
+
+class LLMProxy:
+    def __init__(self, upstream: str, api_key: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self._api_key = api_key
+        self.token = secrets.token_urlsafe(32)
+        # Bound now: OpenCode starts (and learns the URL) before the event loop runs.
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.bind(("127.0.0.1", 0))
+        self.port: int = self._socket.getsockname()[1]
+        self._server: uvicorn.Server | None = None
+        self._http: httpx2.AsyncClient | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{PREFIX}"
+
+    async def serve(self) -> None:
+        config = uvicorn.Config(self, log_level="warning", lifespan="off", access_log=False)
+        self._server = _QuietServer(config)
+        async with httpx2.AsyncClient(timeout=httpx2.Timeout(30.0, read=600.0)) as http:
+            self._http = http
+            try:
+                await self._server.serve(sockets=[self._socket])
+            finally:
+                self._server.should_exit = True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self._http is None:
+            return
+        headers = dict(scope["headers"])
+        given = headers.get(b"authorization", b"").partition(b" ")[2].strip()
+        if not hmac.compare_digest(given, self.token.encode()):
+            await _error(send, 401, "the gateway's LLM proxy needs its per-start token")
+            return
+        path = scope["path"]
+        if not (path == PREFIX or path.startswith(PREFIX + "/")):
+            await _error(send, 404, f"unknown path: the proxy serves {PREFIX}/...")
+            return
+        url = self.upstream + path[len(PREFIX) :]
+        if scope.get("query_string"):
+            url += "?" + scope["query_string"].decode("latin-1")
+        body = await _read_body(receive)
+        forward = [(k, v) for k, v in scope["headers"] if k not in _DROP_REQUEST]
+        forward.append((b"authorization", f"Bearer {self._api_key}".encode()))
+        request = self._http.build_request(scope["method"], url, headers=forward, content=body)
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx2.HTTPError as exc:
+            log.warning("LLM provider unreachable: %s", type(exc).__name__)
+            await _error(send, 502, f"the model provider is unreachable ({type(exc).__name__})")
+            return
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status_code,
+                    "headers": list(_response_headers(response)),
+                }
+            )
+            async for chunk in response.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        except httpx2.HTTPError as exc:
+            log.warning("LLM provider stream broke off: %s", type(exc).__name__)
+        finally:
+            await response.aclose()
+
+
+class _QuietServer(uvicorn.Server):
+    """A second server in the gateway's loop: the signals stay with the main one."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _response_headers(response: httpx2.Response) -> Iterator[tuple[bytes, bytes]]:
+    for key, value in response.headers.raw:
+        if key.decode("latin-1").lower() not in _DROP_RESPONSE:
+            yield key, value
+
+
+async def _read_body(receive: Receive) -> bytes:
+    parts = []
+    while True:
+        message = await receive()
+        parts.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(parts)
+
+
+async def _error(send: Send, status: int, message: str) -> None:
+    body = json.dumps({"error": {"message": message, "type": "gateway_proxy_error"}}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
