@@ -8,17 +8,20 @@ kubelets call by pod IP without credentials.
   protection). Unset and bound to all interfaces: any Host.
 * Origin (sent by browsers): must name an allowed host; with any Host allowed it must
   name the request's own host or localhost. Otherwise 403.
-* MCP_BEARER_TOKEN: `Authorization: Bearer <token>` on the MCP path, compared in
-  constant time, else 401.
+* Who calls, on the MCP path: the `auth` package's authenticator (static tokens, API
+  keys, OAuth access tokens) stores the caller's `Identity` in the scope, or answers
+  401/403 with a WWW-Authenticate challenge.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .auth import Authenticator, AuthError, refuse
+from .identity import set_identity
 
 LOCAL_NAMES = ("localhost", "127.0.0.1", "[::1]")
 PROBES = ("/healthz", "/readyz")
@@ -60,11 +63,11 @@ class HostRules:
 
 
 class GatewayGuard:
-    def __init__(self, app: ASGIApp, *, hosts: HostRules, mcp_path: str, token: str | None) -> None:
+    def __init__(self, app: ASGIApp, *, hosts: HostRules, mcp_path: str, auth: Authenticator) -> None:
         self.app = app
         self.hosts = hosts
         self.mcp_path = mcp_path
-        self.token = token.encode() if token else None
+        self.auth = auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PROBES:
@@ -79,17 +82,15 @@ class GatewayGuard:
         if origin is not None and not self.hosts.allows_origin(origin, host):
             await _reject(send, 403, f"Origin {origin!r} is not allowed: add its host to ALLOWED_HOSTS")
             return
-        if self.token is not None and _under(scope["path"], self.mcp_path):
-            given = headers.get("authorization", "")
-            scheme, _, credential = given.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(credential.strip().encode(), self.token):
-                await _reject(
-                    send,
-                    401,
-                    "missing or wrong bearer token: send Authorization: Bearer <MCP_BEARER_TOKEN>",
-                    extra=[(b"www-authenticate", b'Bearer realm="opencode-mcp-gateway"')],
-                )
+        if _under(scope["path"], self.mcp_path):
+            client = scope.get("client")
+            try:
+                identity = await self.auth.authenticate(headers.get("authorization"), client[0] if client else None)
+            except AuthError as exc:
+                sent = bool(headers.get("authorization"))
+                await refuse(send, exc, resource_metadata_url=self.auth.resource_metadata_url, token_sent=sent)
                 return
+            set_identity(scope, identity)
         await self.app(scope, receive, send)
 
 
