@@ -1,0 +1,48 @@
+// A real OpenID provider (oidc-provider) for the end-to-end tests, on loopback.
+// Usage: node provider.mjs <config.json>, where config.json is
+//   {"port": 1234, "jwks": {"keys": [private JWKs]}, "alg": "ES256",
+//    "clients": [{"client_id": "...", "client_secret": "...", "scope": "tasks admin"}],
+//    "resource_scopes": "tasks admin", "ttl": 600}
+// Access tokens: client-credentials grant with a resource indicator (RFC 8707), issued
+// as JWTs (RFC 9068) whose `aud` is the resource. Prints "ready <issuer>" when listening.
+import { readFileSync } from 'node:fs';
+import Provider from 'oidc-provider';
+
+const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+const issuer = `http://127.0.0.1:${config.port}`;
+
+const provider = new Provider(issuer, {
+  jwks: config.jwks,
+  clients: config.clients.map((c) => ({
+    client_id: c.client_id,
+    client_secret: c.client_secret,
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+    scope: c.scope,
+    id_token_signed_response_alg: config.alg ?? 'ES256',
+  })),
+  scopes: ['openid', ...config.resource_scopes.split(' ')],
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: async (_ctx, _client, oneOf) => oneOf,
+      useGrantedResource: async () => true,
+      getResourceServerInfo: async (_ctx, resource) => ({
+        scope: config.resource_scopes,
+        audience: resource,
+        accessTokenTTL: config.ttl ?? 600,
+        accessTokenFormat: 'jwt',
+        jwt: { sign: { alg: config.alg ?? 'ES256' } },
+      }),
+    },
+  },
+});
+provider.proxy = false;
+const server = provider.listen(config.port, '127.0.0.1', () => {
+  console.log(`ready ${issuer}`);
+});
+process.on('SIGTERM', () => server.close(() => process.exit(0)));
