@@ -9,7 +9,7 @@ HELM := $(CURDIR)/.tools/bin/helm
 OIDC_PROVIDER := tests/support/oidc/node_modules/oidc-provider/package.json
 export OPENCODE_BIN HELM
 
-.PHONY: setup run test lint unit e2e bench bench-smoke chart-test image-test inspector-check clean
+.PHONY: setup run test lint unit e2e bench bench-smoke chart-test image-test inspector-check claude-check clean
 
 setup: $(BIN)/opencode-mcp-gateway $(OPENCODE_BIN) $(HELM) $(OIDC_PROVIDER)
 
@@ -72,6 +72,12 @@ image-test: $(BIN)/opencode-mcp-gateway
 inspector-check: setup
 	scripts/inspector-check.sh
 
+## Claude Code (235 MB, so not part of `make test`) against a gateway with OAuth: it finds the
+## authorization server from the gateway's 401 and registers itself; an API key connects at once.
+claude-check: setup
+	cd tests/support/claude && npm ci --no-audit --no-fund
+	$(BIN)/pytest tests/e2e/test_claude_code.py
+
 ## Measure overhead, completion latency, throughput, progress delay and cold start;
 ## writes docs/benchmarks.md. bench-smoke runs tiny sizes (CI keeps it working).
 bench: setup
@@ -81,4 +87,4 @@ bench-smoke: setup
 	$(BIN)/python -m bench.run --smoke
 
 clean:
-	rm -rf $(VENV) .tools/node_modules tests/support/oidc/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools/node_modules tests/support/oidc/node_modules tests/support/claude/node_modules .pytest_cache .mypy_cache .ruff_cache

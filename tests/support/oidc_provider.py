@@ -42,14 +42,18 @@ def _b64(data: bytes) -> str:
 
 
 class OpenIDProvider:
-    def __init__(self, root: Path, clients: dict[str, str], resource_scopes: str = "tasks admin") -> None:
-        """`clients`: client id -> the scopes it may ask for."""
+    def __init__(
+        self, root: Path, clients: dict[str, str], resource_scopes: str = "tasks admin", *, registration: bool = False
+    ) -> None:
+        """`clients`: client id -> the scopes it may ask for; `registration`: dynamic client
+        registration open (as MCP clients such as Claude Code expect)."""
         if not (SCRIPT.parent / "node_modules" / "oidc-provider").is_dir():
             raise RuntimeError("oidc-provider is not installed: run `make setup` (npm ci in tests/support/oidc)")
         self.root = root
         self.port = free_port()
         self.clients = clients
         self.resource_scopes = resource_scopes
+        self.registration = registration
         self.keys = [("key-1", new_key())]
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -74,6 +78,7 @@ class OpenIDProvider:
                 {"client_id": c, "client_secret": self.secret(c), "scope": scope} for c, scope in self.clients.items()
             ],
             "resource_scopes": self.resource_scopes,
+            "registration": self.registration,
         }
         path = self.root / "provider.json"
         path.write_text(json.dumps(config))
@@ -86,6 +91,11 @@ class OpenIDProvider:
 
     def stop(self) -> None:
         stop_process(self.proc)
+
+    def requests(self) -> list[str]:
+        """`METHOD /path` of every request the provider received (all starts)."""
+        log = (self.root / "provider.log").read_text(errors="replace")
+        return [line.removeprefix("request ") for line in log.splitlines() if line.startswith("request ")]
 
     def rotate(self) -> None:
         """A new signing key replaces the old one, as an operator rotating keys does."""
