@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import mcp
 import pytest
 from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
 
+from tests.e2e.test_long_tasks import outside_file, write_outside
 from tests.support.client import data, error_text, mcp_session, script
 from tests.support.oidc_provider import OpenIDProvider, new_key
 from tests.support.procs import Gateway, OpenCodeServer
@@ -222,6 +225,33 @@ async def test_tasks_from_before_ownership_belong_to_default_and_admin(
         assert data(await admin.call_tool("get_task_status", {"task_id": old}))["status"] == "completed"
     async with as_user(gw, token(idp, gw, "alice")) as alice:
         assert "unknown task_id" in error_text(await alice.call_tool("get_task_status", {"task_id": old}))
+
+
+async def test_ownership_holds_on_the_sessionless_2026_protocol(gw: Gateway, idp: OpenIDProvider) -> None:
+    def modern(bearer: str) -> mcp.Client:
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {bearer}"}, timeout=30)
+        return mcp.Client(streamable_http_client(gw.mcp_url, http_client=http))
+
+    async with modern(token(idp, gw, "alice")) as alice:
+        assert alice.session.protocol_version == "2026-07-28"
+        args = {"prompt": script({"text": "modern done."}), "title": "alice-modern"}
+        mine = str(data(await alice.call_tool("run_coding_task", args))["task_id"])
+        assert mine in [t["task_id"] for t in data(await alice.call_tool("list_tasks", {}))["tasks"]]
+    async with modern(token(idp, gw, "bob")) as bob:
+        refused = await bob.call_tool("get_task_status", {"task_id": mine})
+        assert refused.is_error and "unknown task_id" in error_text(refused)
+        assert mine not in [t["task_id"] for t in data(await bob.call_tool("list_tasks", {}))["tasks"]]
+
+
+async def test_the_permission_policy_still_governs_owned_tasks(gateways: Any, tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text(f"ci-bot {CI_KEY}\n")
+    gw = gateways.get(PERMISSION_POLICY="deny", MCP_API_KEYS_FILE=str(keys))
+    target = outside_file(tmp_path)
+    async with as_user(gw, CI_KEY) as ci:
+        done = data(await ci.call_tool("run_coding_task", {"prompt": write_outside(target), "timeout_seconds": 60}))
+    assert done["status"] == "completed" and not target.exists()
+    assert any("denied by policy" in n for n in done["notices"])
 
 
 # -- list_tasks ---------------------------------------------------------------------------
