@@ -45,6 +45,11 @@ def session_metadata(policy: str, *, owner: str | None = None) -> dict[str, str]
     return metadata
 
 
+def is_ours(metadata: dict[str, Any], policy: str) -> bool:
+    """A gateway session of this policy, whatever other keys features add to its metadata."""
+    return metadata.get("createdBy") == CREATED_BY and metadata.get("permissionPolicy") == policy
+
+
 def session_rules(policy: str) -> list[dict[str, str]]:
     if policy == "allow":
         return [_ALLOW_ALL, _NO_QUESTIONS]
@@ -186,8 +191,7 @@ class PermissionBroker:
                 session = await self._client.get_session(session_id)
             except OpenCodeError:
                 return False
-            metadata = session.get("metadata") or {}
-            self._ours[session_id] = all(metadata.get(k) == v for k, v in session_metadata(self.policy).items())
+            self._ours[session_id] = is_ours(session.get("metadata") or {}, self.policy)
             while len(self._ours) > 10_000:
                 self._ours.popitem(last=False)
         return self._ours[session_id]
