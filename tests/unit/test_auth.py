@@ -1,16 +1,27 @@
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import httpx2
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
 from mcp.server.mcpserver.exceptions import ToolError
 
-from opencode_mcp_gateway.auth import Authenticator, InsufficientScope, InvalidToken, KeysFileError, StaticTokens
+from opencode_mcp_gateway.auth import (
+    Authenticator,
+    AuthUnavailable,
+    InsufficientScope,
+    InvalidToken,
+    KeysFileError,
+    StaticTokens,
+)
 from opencode_mcp_gateway.auth.answers import challenge
-from opencode_mcp_gateway.auth.jwks import metadata_urls
+from opencode_mcp_gateway.auth.jwks import JwksCache, metadata_urls
 from opencode_mcp_gateway.auth.jwt_tokens import token_scopes
 from opencode_mcp_gateway.auth.static_tokens import parse_keys
 from opencode_mcp_gateway.identity import Identity, set_identity
@@ -114,3 +125,42 @@ def test_ownership_rules() -> None:
         assert owner_to_record() == "alice" and not may_see(ownerless)
     with acting_as(Caller("default")):
         assert owner_to_record() is None  # `default`'s tasks stay readable by older gateways' rules
+
+
+def jwks_cache(routes: dict[str, Any], issuer: str = "https://sso.example.com") -> JwksCache:
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        body = routes.get(str(request.url))
+        return httpx2.Response(404) if body is None else httpx2.Response(200, json=body)
+
+    return JwksCache(issuer, http=httpx2.AsyncClient(transport=httpx2.MockTransport(answer)))
+
+
+async def test_keys_that_cannot_be_read_are_a_503_not_the_callers_fault() -> None:
+    with pytest.raises(AuthUnavailable, match="cannot read the signing keys"):
+        await jwks_cache({}).key("k1")
+    other = {"https://sso.example.com/.well-known/openid-configuration": {"issuer": "https://evil.example.com"}}
+    with pytest.raises(AuthUnavailable):  # metadata that names another issuer is not trusted
+        await jwks_cache(other).key("k1")
+
+
+async def test_only_public_signing_keys_are_kept() -> None:
+    ec_key = {**json.loads(ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP256R1()).public_key())), "kid": "ec"}
+    keys = {
+        "keys": [
+            ec_key,
+            {"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"},
+            {**ec_key, "kid": "enc", "use": "enc"},
+        ]
+    }
+    routes = {
+        "https://sso.example.com/.well-known/openid-configuration": {
+            "issuer": "https://sso.example.com",
+            "jwks_uri": "https://sso.example.com/jwks",
+        },
+        "https://sso.example.com/jwks": keys,
+    }
+    cache = jwks_cache(routes)
+    assert (await cache.key("ec")).kty == "EC"
+    for kid in ("hmac", "enc", "missing"):
+        with pytest.raises(InvalidToken, match="does not publish"):
+            await cache.key(kid)
