@@ -356,3 +356,18 @@ def test_oauth_without_public_url_is_refused_at_start_up(tmp_path: Path) -> None
         timeout=30,
     )
     assert proc.returncode == 2 and "PUBLIC_URL is required with OAUTH_ISSUER" in proc.stderr, proc.stderr
+
+
+async def test_an_unreachable_issuer_is_a_503_while_api_keys_keep_working(
+    tmp_path: Path, opencode: OpenCodeServer, idp: OpenIDProvider
+) -> None:
+    gone = OpenIDProvider(tmp_path / "gone-idp", {"alice": "tasks"})  # never started: nothing listens
+    gw = oauth_gateway(tmp_path, opencode, gone)
+    try:
+        jwt_from_elsewhere = idp.forge(idp.claims("alice", gw.mcp_url, iss=gone.issuer))
+        answer = post_init(gw, jwt_from_elsewhere)
+        assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
+        assert "cannot read the signing keys" in answer.json()["error_description"]
+        assert post_init(gw, CI_KEY).status_code == 200
+    finally:
+        gw.stop()
