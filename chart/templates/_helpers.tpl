@@ -80,6 +80,26 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- $hosts | uniq | join "," -}}
 {{- end -}}
 
+{{/* PUBLIC_URL: the configured URL, else https:// and the Route or Ingress host. */}}
+{{- define "ocgw.publicUrl" -}}
+{{- if .Values.gateway.publicUrl -}}
+{{- .Values.gateway.publicUrl | trimSuffix "/" -}}
+{{- else if and .Values.route.enabled (include "ocgw.routeHost" .) -}}
+{{- printf "https://%s" (include "ocgw.routeHost" .) -}}
+{{- else if and .Values.ingress.enabled .Values.ingress.host -}}
+{{- printf "https://%s" .Values.ingress.host -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret holding MCP_API_KEYS_FILE's `name token` lines (key `api-keys`), if any. */}}
+{{- define "ocgw.apiKeysSecret" -}}
+{{- if .Values.gateway.apiKeysSecret -}}
+{{- .Values.gateway.apiKeysSecret -}}
+{{- else if .Values.gateway.apiKeys -}}
+{{- printf "%s-api-keys" (include "ocgw.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "ocgw.validate" -}}
 {{- $_ := required "image.repository is required: --set image.repository=<registry>/opencode-mcp-gateway" .Values.image.repository -}}
 {{- $_ := required "opencode.apiUrl is required: --set opencode.apiUrl=https://<provider>/v1" .Values.opencode.apiUrl -}}
@@ -89,5 +109,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 {{- if and .Values.route.enabled .Values.ingress.enabled -}}
 {{- fail "enable either route (OpenShift) or ingress (plain Kubernetes), not both" -}}
+{{- end -}}
+{{- if and .Values.gateway.oauth.issuer (not (include "ocgw.publicUrl" .)) -}}
+{{- fail "gateway.publicUrl is required with gateway.oauth.issuer (the https URL clients use; or set route.host / ingress.host)" -}}
 {{- end -}}
 {{- end -}}

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Mount, Route
 
+from .auth import build_authenticator, metadata_routes
 from .config import Settings
 from .http_guard import LOCAL_NAMES, GatewayGuard, HostRules, OriginRules
 from .opencode import EventHub, OpenCodeClient
@@ -45,6 +46,7 @@ def create_app(settings: Settings, supervisor: OpenCodeSupervisor | None = None)
         timeout=settings.opencode_timeout_seconds,
         is_ready=(lambda: supervisor.ready) if supervisor is not None else None,
     )
+    authenticator = build_authenticator(settings)
     hub = EventHub(client, gate=supervisor.wait_ready if supervisor else None)
     broker = PermissionBroker(client, hub, settings.permission_policy, settings.input_timeout_seconds)
     service = TaskService(settings, client, hub, broker, Catalog(client))
@@ -100,15 +102,20 @@ def create_app(settings: Settings, supervisor: OpenCodeSupervisor | None = None)
             if supervisor is not None:
                 await supervisor.stop()
             await client.aclose()
+            await authenticator.aclose()
 
     app = Starlette(
-        routes=[Route("/healthz", healthz), Route("/readyz", readyz), Mount("/", app=quota)],
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            *metadata_routes(settings),  # RFC 9728, only with OAuth
+            Mount("/", app=quota),
+        ],
         lifespan=lifespan,
     )
-    token = settings.mcp_bearer_token.get_secret_value() if settings.mcp_bearer_token else None
     origins = OriginRules(settings.allowed_origin_list, settings.allowed_host_list, loopback=settings.binds_loopback)
     app.add_middleware(
-        GatewayGuard, hosts=host_rules(settings), origins=origins, mcp_path=settings.mcp_path, token=token
+        GatewayGuard, hosts=host_rules(settings), origins=origins, mcp_path=settings.mcp_path, auth=authenticator
     )
     app.state.service = service
     app.state.supervisor = supervisor

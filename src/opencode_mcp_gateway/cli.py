@@ -49,6 +49,10 @@ def main(argv: list[str] | None = None) -> None:
             from .supervisor import find_binary
 
             find_binary(settings.opencode_bin)
+        if settings.mcp_api_keys_file:
+            from .auth import StaticTokens
+
+            StaticTokens(None, settings.mcp_api_keys_file)  # an unusable keys file stops start-up here
     except (ConfigError, FileNotFoundError) as exc:
         print(f"opencode-mcp-gateway: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -11,7 +11,7 @@ import re
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PermissionPolicy = Literal["allow", "deny", "ask"]
@@ -65,6 +65,36 @@ class Settings(BaseSettings):
     max_sessions: int = Field(1000, ge=1, le=100_000)
     max_sessions_per_client: int = Field(100, ge=1)
     session_idle_timeout_seconds: float = Field(1800.0, gt=0, le=86_400)
+    # Authentication (issue 12): API keys and an OAuth 2.1 resource server (see auth/).
+    public_url: str | None = None
+    mcp_api_keys_file: str | None = None
+    oauth_issuer: str | None = None
+    oauth_jwks_url: str | None = None
+    oauth_audience: str | None = None
+    oauth_required_scopes: str = ""
+    oauth_admin_scope: str | None = None
+
+    @field_validator("public_url", "oauth_issuer", "oauth_jwks_url")
+    @classmethod
+    def _auth_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value in (None, ""):
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an http(s) URL such as https://sso.example.com (got {shown_url(value)!r})")
+        # An issuer is compared with the token's `iss` character for character (some end in /).
+        return value if info.field_name == "oauth_issuer" else value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _oauth_needs_public_url(self) -> Settings:
+        if self.oauth_issuer and not self.public_url:
+            raise ValueError(
+                "PUBLIC_URL is required with OAUTH_ISSUER: the URL clients reach the gateway at, such as "
+                "https://ocgw.apps.example.com (tokens must be issued for PUBLIC_URL + MCP_PATH)"
+            )
+        if self.oauth_jwks_url and not self.oauth_issuer:
+            raise ValueError("OAUTH_JWKS_URL needs OAUTH_ISSUER: the issuer every token's `iss` must name")
+        return self
 
     @field_validator("mcp_path")
     @classmethod
@@ -150,9 +180,27 @@ class Settings(BaseSettings):
         return _is_loopback(self.host)
 
     @property
+    def resource_url(self) -> str | None:
+        """The protected resource (RFC 9728): what OAuth tokens are issued for."""
+        return self.public_url + self.mcp_path if self.public_url else None
+
+    @property
+    def required_scope_list(self) -> list[str]:
+        return [s for s in self.oauth_required_scopes.replace(",", " ").split() if s]
+
+    @property
     def opencode_port(self) -> int:
         parts = urlsplit(self.opencode_base_url)
         return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+# Every setting that, when given, makes callers authenticate (static token, API keys, OAuth).
+AUTH_SETTINGS = ("mcp_bearer_token", "mcp_api_keys_file", "oauth_issuer")
+
+
+def auth_methods(settings: Settings) -> list[str]:
+    """The authentication methods configured, by variable name (empty: nobody is asked who they are)."""
+    return [name.upper() for name in AUTH_SETTINGS if _given(getattr(settings, name))]
 
 
 def _given(value: object) -> bool:

@@ -9,22 +9,21 @@ kubelets call by pod IP without credentials.
 * Origin (sent by browsers; see `OriginRules`): served only when the origin is allowed
   explicitly. Several Origin headers, or a malformed one, are refused too (403). An Origin
   naming the request's own Host proves nothing (DNS rebinding makes them equal).
-* MCP_BEARER_TOKEN: `Authorization: Bearer <token>` on the MCP path, compared in
-  constant time, else 401.
-
-The guard records who calls (`identity.set_identity`): "default" when the bearer token
-matched, `anonymous(<client address>)` when no authentication is configured.
+* Who calls, on the MCP path: the `auth` package's authenticator (static tokens, API
+  keys, OAuth access tokens) stores the caller's `Identity` in the scope
+  (`identity.set_identity`), or answers 401/403 with a WWW-Authenticate challenge. With no
+  authentication configured the caller is `anonymous(<client address>)`.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .identity import Identity, anonymous, set_identity
+from .auth import Authenticator, AuthError, refuse
+from .identity import set_identity
 
 LOCAL_NAMES = ("localhost", "127.0.0.1", "[::1]")
 PROBES = ("/healthz", "/readyz")
@@ -97,13 +96,13 @@ class OriginRules:
 
 class GatewayGuard:
     def __init__(
-        self, app: ASGIApp, *, hosts: HostRules, origins: OriginRules, mcp_path: str, token: str | None
+        self, app: ASGIApp, *, hosts: HostRules, origins: OriginRules, mcp_path: str, auth: Authenticator
     ) -> None:
         self.app = app
         self.hosts = hosts
         self.origins = origins
         self.mcp_path = mcp_path
-        self.token = token.encode() if token else None
+        self.auth = auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PROBES:
@@ -121,29 +120,16 @@ class GatewayGuard:
         if origins and not self.origins.allows(origins[0]):
             await _reject(send, 403, f"Origin {origins[0][:200]!r} is not allowed: add it to ALLOWED_ORIGINS")
             return
-        if self.token is not None and _under(scope["path"], self.mcp_path):
-            identity = self._bearer_identity(headers)
-            if identity is None:
-                await _reject(
-                    send,
-                    401,
-                    "missing or wrong bearer token: send Authorization: Bearer <MCP_BEARER_TOKEN>",
-                    extra=[(b"www-authenticate", b'Bearer realm="opencode-mcp-gateway"')],
-                )
+        if _under(scope["path"], self.mcp_path):
+            client = scope.get("client")
+            try:
+                identity = await self.auth.authenticate(headers.get("authorization"), client[0] if client else None)
+            except AuthError as exc:
+                sent = bool(headers.get("authorization"))
+                await refuse(send, exc, resource_metadata_url=self.auth.resource_metadata_url, token_sent=sent)
                 return
             set_identity(scope, identity)
-        elif self.token is None:
-            client = scope.get("client")
-            set_identity(scope, anonymous(client[0] if client else None))
         await self.app(scope, receive, send)
-
-    def _bearer_identity(self, headers: dict[str, str]) -> Identity | None:
-        """The caller when the request carries the bearer token, else None."""
-        assert self.token is not None
-        scheme, _, credential = headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(credential.strip().encode(), self.token):
-            return Identity("default")
-        return None
 
 
 def _under(path: str, prefix: str) -> bool:

@@ -292,3 +292,72 @@ def test_allow_unauthenticated_is_explicit_and_warned() -> None:
     assert env_of(render(values))["ALLOW_UNAUTHENTICATED"]["value"] == "true"
     out = helm("install", "gw", str(CHART), "--dry-run=client", "--namespace", "opencode", *sets(values)).stdout
     assert "WARNING: gateway.allowUnauthenticated is true" in out.split("NOTES:", 1)[1]
+
+
+AUTH = {
+    **EXAMPLE,
+    "route.host": "gw.apps.example.com",
+    "gateway.apiKeys.ci-bot": "ci-bot-key-0123456789",
+    "gateway.apiKeys.ops": "ops-key-0123456789ab",
+    "gateway.oauth.issuer": "https://keycloak.example.com/realms/dev",
+    "gateway.oauth.requiredScopes": "tasks",
+    "gateway.oauth.adminScope": "gateway-admin",
+}
+
+
+def test_oauth_and_api_keys_become_settings_and_a_mounted_secret() -> None:
+    docs = render(AUTH)
+    for doc in docs:
+        if doc["kind"] != "Route":
+            kubernetes_validate.validate(doc, K8S, strict=True)
+    env = env_of(docs)
+    assert env["PUBLIC_URL"]["value"] == "https://gw.apps.example.com"  # from the Route host
+    assert env["OAUTH_ISSUER"]["value"] == "https://keycloak.example.com/realms/dev"
+    assert env["OAUTH_REQUIRED_SCOPES"]["value"] == "tasks" and env["OAUTH_ADMIN_SCOPE"]["value"] == "gateway-admin"
+    assert "OAUTH_AUDIENCE" not in env and "OAUTH_JWKS_URL" not in env  # the gateway's defaults apply
+    keys = next(d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"].endswith("-api-keys"))
+    assert keys["stringData"]["api-keys"].splitlines() == ["ci-bot ci-bot-key-0123456789", "ops ops-key-0123456789ab"]
+    assert "ci-bot-key-0123456789" not in json.dumps(container(docs)["env"])
+    mount = next(m for m in container(docs)["volumeMounts"] if m["name"] == "api-keys")
+    assert "subPath" not in mount  # a projected Secret updates in place: keys rotate without a restart
+    volume = next(
+        v for v in by_kind(docs, "Deployment")["spec"]["template"]["spec"]["volumes"] if v["name"] == "api-keys"
+    )
+    assert volume["secret"]["secretName"] == keys["metadata"]["name"]
+    assert env["MCP_API_KEYS_FILE"]["value"] == f"{mount['mountPath']}/{volume['secret']['items'][0]['path']}"
+    for name in ("PUBLIC_URL", "OAUTH_ISSUER", "MCP_API_KEYS_FILE"):
+        assert name not in env_of(render(EXAMPLE))
+
+
+def test_an_existing_api_keys_secret_is_mounted_instead() -> None:
+    docs = render({**EXAMPLE, "gateway.apiKeysSecret": "team-keys"})
+    assert [d["metadata"]["name"] for d in docs if d["kind"] == "Secret"] == ["gw-opencode-mcp-gateway"]
+    volumes = by_kind(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    assert {
+        "name": "api-keys",
+        "secret": {"secretName": "team-keys", "items": [{"key": "api-keys", "path": "api-keys"}]},
+    } in volumes
+
+
+def test_oauth_needs_a_public_url() -> None:
+    values = {k: v for k, v in AUTH.items() if k != "route.host"}
+    result = helm("template", "gw", str(CHART), *sets(values), check=False)
+    assert result.returncode != 0 and "gateway.publicUrl is required" in result.stderr, result.stderr
+    docs = render({**values, "gateway.publicUrl": "https://ocgw.example.com/"})
+    assert env_of(docs)["PUBLIC_URL"]["value"] == "https://ocgw.example.com"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("gateway.apiKeys.ci", "short"), ("gateway.oauth.issuer", "keycloak.example.com"), ("gateway.oauth.scopes", "x")],
+)
+def test_wrong_auth_values_are_refused_by_the_schema(key: str, value: str) -> None:
+    result = helm("template", "gw", str(CHART), *sets({**AUTH, key: value}), check=False)
+    assert result.returncode != 0, result.stdout
+
+
+def test_notes_tell_how_to_sign_in() -> None:
+    out = helm("install", "gw", str(CHART), "--dry-run=client", "--namespace", "opencode", *sets(AUTH)).stdout
+    notes = out.split("NOTES:", 1)[1]
+    assert "https://gw.apps.example.com/.well-known/oauth-protected-resource/mcp" in notes
+    assert "gw-opencode-mcp-gateway-api-keys" in notes and "mcpBearerToken is empty" not in notes

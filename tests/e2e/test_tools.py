@@ -22,6 +22,7 @@ EXPECTED_TOOLS = {
     "list_agents",
     "health_check",
     "respond_to_task",
+    "list_tasks",
 }
 
 
@@ -36,7 +37,7 @@ async def test_tools_have_schemas_descriptions_and_annotations(gateway: Gateway)
     for tool in tools.values():
         assert tool.description and len(tool.description) > 30, tool.name
         assert tool.output_schema is not None, tool.name
-    for name in ("get_task_status", "get_task_messages", "get_task_diff", "list_agents", "health_check"):
+    for name in ("get_task_status", "get_task_messages", "get_task_diff", "list_agents", "health_check", "list_tasks"):
         assert tools[name].annotations.read_only_hint is True, name
         assert tools[name].annotations.idempotent_hint is True, name
     abort = tools["abort_task"].annotations

@@ -103,23 +103,12 @@ class OpenCodeServer:
             stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if b"listening on" in (self.root / "opencode.log").read_bytes():
-                break
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"opencode serve exited: {(self.root / 'opencode.log').read_text()[-2000:]}")
-            time.sleep(0.05)
+        wait_for_line(self.proc, self.root / "opencode.log", b"listening on", timeout, what="opencode serve")
         wait_http(f"{self.url}/global/health", timeout=deadline - time.monotonic(), auth=health_auth)
         return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -184,6 +173,27 @@ def run_to_exit(env: dict[str, str], cwd: Path, *args: str) -> subprocess.Comple
         text=True,
         timeout=30,
     )
+
+
+def wait_for_line(
+    proc: subprocess.Popen[bytes], log: Path, marker: bytes, timeout: float, *, what: str, offset: int = 0
+) -> None:
+    """Until `marker` appears in `log` past `offset` (fails if the process ends first)."""
+    deadline = time.monotonic() + timeout
+    while marker not in log.read_bytes()[offset:]:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start: {log.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.05)
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 10) -> None:
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def wait_http(

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from opencode_mcp_gateway.config import Settings
-from opencode_mcp_gateway.security import configured_auth, exposure_refusal
+from opencode_mcp_gateway.config import Settings, auth_methods
+from opencode_mcp_gateway.security import exposure_refusal
 
 
 def settings(**values: object) -> Settings:
@@ -23,8 +23,8 @@ def test_other_addresses_need_authentication_or_an_explicit_opt_out() -> None:
 
 
 def test_configured_auth_names_the_settings() -> None:
-    assert configured_auth(settings()) == []
-    assert configured_auth(settings(mcp_bearer_token="t")) == ["MCP_BEARER_TOKEN"]
+    assert auth_methods(settings()) == []
+    assert auth_methods(settings(mcp_bearer_token="t")) == ["MCP_BEARER_TOKEN"]
 
 
 def test_every_secret_setting_is_kept_out_of_the_environ() -> None:

@@ -135,6 +135,23 @@ class OpenCodeClient:
     async def delete_session(self, session_id: str) -> None:
         await self._request("DELETE", f"/session/{session_id}")
 
+    async def all_sessions(self, page_size: int = 500) -> list[JSON]:
+        """Every (non-archived, top-level) session across directories, newest updated first.
+        OpenCode's cursor is exclusive on `time.updated`; paging from one millisecond later and
+        dropping repeats keeps sessions that share a millisecond."""
+        found: dict[str, JSON] = {}
+        cursor: int | None = None
+        while True:
+            params: dict[str, str | int] = {"roots": "true", "limit": page_size}
+            if cursor is not None:
+                params["cursor"] = cursor
+            page: list[JSON] = await self._request("GET", "/experimental/session", params=params)
+            fresh = [s for s in page if s["id"] not in found]
+            found.update((s["id"], s) for s in fresh)
+            if len(page) < page_size or not fresh:
+                return list(found.values())
+            cursor = int(page[-1]["time"]["updated"]) + 1
+
     async def get_session(self, session_id: str) -> JSON:
         result: JSON = await self._request("GET", f"/session/{session_id}")
         return result

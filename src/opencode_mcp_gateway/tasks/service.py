@@ -17,6 +17,7 @@ from ..opencode import Event, EventHub, OpenCodeClient, OpenCodeError, OpenCodeN
 from . import bounds
 from .catalog import Catalog
 from .ids import TaskId, new_message_id, parse_task_id
+from .ownership import may_see, owner_to_record
 from .permissions import (
     PERMISSION_REPLIES,
     PermissionBroker,
@@ -172,7 +173,7 @@ class TaskService:
                 directory=workdir,
                 title=f"{self.settings.session_title_prefix}: {name}",
                 permission=session_rules(self.settings.permission_policy),
-                metadata=session_metadata(self.settings.permission_policy),
+                metadata=session_metadata(self.settings.permission_policy, owner=owner_to_record()),
             )
             session_id = created["id"]
             await self._confirm_workspace(created, workdir)
@@ -479,15 +480,17 @@ class TaskService:
 
     # -- sessions ----------------------------------------------------------------------
     async def _session(self, session_id: str) -> dict[str, Any]:
-        if session_id in self._sessions:
-            return self._sessions[session_id]
-        try:
-            session = await self.client.get_session(session_id)
-        except OpenCodeNotFound:
-            raise TaskError(
-                f"unknown task_id: OpenCode has no session {session_id} (deleted, or another OpenCode)"
-            ) from None
-        self._remember(session)
+        """The task's session; another caller's session is reported exactly like a missing one."""
+        unknown = TaskError(f"unknown task_id: OpenCode has no session {session_id} (deleted, or another OpenCode)")
+        session = self._sessions.get(session_id)
+        if session is None:
+            try:
+                session = await self.client.get_session(session_id)
+            except OpenCodeNotFound:
+                raise unknown from None
+            self._remember(session)
+        if not may_see(session):
+            raise unknown
         return session
 
     def _remember(self, session: dict[str, Any]) -> None:

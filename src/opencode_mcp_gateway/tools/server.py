@@ -14,9 +14,12 @@ from mcp.types import InputRequiredResult, ToolAnnotations
 from pydantic import Field
 
 from .. import __version__
+from ..config import auth_methods
 from ..opencode import OpenCodeError, OpenCodeUnavailable
 from ..tasks import InvalidTaskId, TaskError, TaskService, UnknownChoice, WorkspaceError, parse_task_id
+from ..tasks.listing import TaskList, TaskLister
 from ..tasks.views import AbortView, Agent, AgentsView, DiffView, HealthView, MessagesView, RespondView, TaskView
+from .callers import for_caller
 from .elicitation import apply_answers, can_elicit, input_required, is_modern, make_asker
 from .health import opencode_health
 
@@ -69,6 +72,8 @@ def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
 def build_server(service: TaskService) -> MCPServer:
     settings = service.settings
     mcp = MCPServer("opencode-mcp-gateway", version=__version__, instructions=INSTRUCTIONS)
+    as_caller = for_caller(auth_configured=bool(auth_methods(settings)))  # tasks belong to their caller
+    lister = TaskLister(service)
 
     def progress_reporter(ctx: Context) -> Callable[[str], Awaitable[None]]:
         step = 0
@@ -85,6 +90,7 @@ def build_server(service: TaskService) -> MCPServer:
 
     @mcp.tool(annotations=RUNS_AGENT)
     @tool_errors
+    @as_caller
     async def run_coding_task(
         prompt: Prompt,
         ctx: Context,
@@ -136,8 +142,10 @@ def build_server(service: TaskService) -> MCPServer:
 
     @mcp.tool(annotations=RUNS_AGENT)
     @tool_errors
+    @as_caller
     async def run_coding_task_async(
         prompt: Prompt,
+        ctx: Context,
         agent: AgentArg = None,
         model: ModelArg = None,
         directory: DirectoryArg = None,
@@ -155,8 +163,10 @@ def build_server(service: TaskService) -> MCPServer:
 
     @mcp.tool(annotations=READ_ONLY)
     @tool_errors
+    @as_caller
     async def get_task_status(
         task_id: TaskIdArg,
+        ctx: Context,
         wait_seconds: Annotated[
             float,
             Field(ge=0, le=300, description="wait up to this long for the task to end or need input (0: no wait)"),
@@ -170,8 +180,10 @@ def build_server(service: TaskService) -> MCPServer:
 
     @mcp.tool(annotations=READ_ONLY)
     @tool_errors
+    @as_caller
     async def get_task_messages(
         task_id: TaskIdArg,
+        ctx: Context,
         limit: Annotated[int, Field(ge=1, le=1000, description="how many messages, newest kept")] = 50,
         offset: Annotated[int, Field(ge=0, description="skip this many of the newest messages (to page back)")] = 0,
     ) -> MessagesView:
@@ -181,8 +193,10 @@ def build_server(service: TaskService) -> MCPServer:
 
     @mcp.tool(annotations=READ_ONLY)
     @tool_errors
+    @as_caller
     async def get_task_diff(
         task_id: TaskIdArg,
+        ctx: Context,
         path: Annotated[str | None, Field(description="only this file, with its whole patch")] = None,
     ) -> DiffView:
         """Files the task changed: path, status, additions, deletions and a unified patch
@@ -191,15 +205,18 @@ def build_server(service: TaskService) -> MCPServer:
 
     @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True))
     @tool_errors
-    async def abort_task(task_id: TaskIdArg) -> AbortView:
+    @as_caller
+    async def abort_task(task_id: TaskIdArg, ctx: Context) -> AbortView:
         """Stop a running task. Aborting a task that already ended is harmless and says so.
         Its messages and changes so far stay readable."""
         return await service.abort(task_id)
 
     @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False))
     @tool_errors
+    @as_caller
     async def respond_to_task(
         task_id: TaskIdArg,
+        ctx: Context,
         request_id: Annotated[str, Field(description="id of the pending request (from get_task_status.pending)")],
         reply: Annotated[
             Literal["once", "always", "reject"] | None,
@@ -213,6 +230,23 @@ def build_server(service: TaskService) -> MCPServer:
     ) -> RespondView:
         """Answer a permission or question request of a task in status waiting_for_input."""
         return await service.respond(task_id, request_id, reply, answers, message)
+
+    @mcp.tool(annotations=READ_ONLY)
+    @tool_errors
+    @as_caller
+    async def list_tasks(
+        ctx: Context,
+        status: Annotated[
+            Literal["running", "waiting_for_input", "completed", "failed", "aborted"] | None,
+            Field(description="only tasks with this status"),
+        ] = None,
+        limit: Annotated[int, Field(ge=1, le=100, description="how many tasks per page")] = 20,
+        cursor: Annotated[str | None, Field(description="next_cursor of the previous page")] = None,
+    ) -> TaskList:
+        """Your tasks, newest first: task_id, title, status, created_at and updated_at (and
+        the workspace, for repository tasks). One entry per session: a follow-up shows as
+        its session's newest task. Pass next_cursor as cursor for the next page."""
+        return await lister.page(status=status, limit=limit, cursor=cursor)
 
     @mcp.tool(annotations=READ_ONLY)
     @tool_errors

@@ -1,0 +1,131 @@
+"""`list_tasks`: the caller's tasks, newest first, a page at a time.
+
+One entry per task session (a follow-up continues its session, so an entry names the
+session's newest task). Sessions come from OpenCode's cross-directory listing; only
+those this gateway created (metadata `createdBy`) and the caller may see are listed.
+Pages are ordered by session creation, which never changes, so a cursor stays valid
+while tasks run and new ones start.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+from pydantic import BaseModel, Field
+
+from .ids import TaskId
+from .ownership import may_see
+from .permissions import CREATED_BY
+from .service import TaskError, TaskService
+from .views import TaskStatus
+
+MAX_SCANNED = 200  # task states read for one page; a status filter may need several calls
+READ_CONCURRENCY = 8
+
+
+class WorkspaceRef(BaseModel):
+    repository: str
+    branch: str | None = None
+
+
+class TaskSummary(BaseModel):
+    task_id: str = Field(description="the session's newest task; pass it to get_task_status and the other tools")
+    title: str | None = None
+    status: TaskStatus
+    created_at: str | None = Field(None, description="when the task session was created (ISO 8601, UTC)")
+    updated_at: str | None = Field(None, description="its last activity")
+    workspace: WorkspaceRef | None = Field(None, description="the repository and branch, for a workspace task")
+
+
+class TaskList(BaseModel):
+    tasks: list[TaskSummary]
+    next_cursor: str | None = Field(None, description="pass as cursor for the next page; absent on the last page")
+
+
+def _iso(ms: Any) -> str | None:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z") if ms else None
+
+
+def _key(session: dict[str, Any]) -> tuple[int, str]:
+    return int((session.get("time") or {}).get("created") or 0), str(session["id"])
+
+
+def encode_cursor(key: tuple[int, str]) -> str:
+    return base64.urlsafe_b64encode(f"{key[0]}:{key[1]}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, session_id = text.split(":", 1)
+        return int(created), session_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise TaskError("cursor is not one list_tasks returned: pass next_cursor unchanged, or leave it out") from None
+
+
+def _workspace(session: dict[str, Any]) -> WorkspaceRef | None:
+    found = (session.get("metadata") or {}).get("workspace")
+    if isinstance(found, dict) and isinstance(found.get("repository"), str):
+        return WorkspaceRef(repository=found["repository"], branch=found.get("branch"))
+    return None
+
+
+class TaskLister:
+    def __init__(self, service: TaskService) -> None:
+        self.service = service
+
+    async def page(self, *, status: str | None, limit: int, cursor: str | None) -> TaskList:
+        after = decode_cursor(cursor) if cursor else None
+        sessions = [
+            s
+            for s in await self.service.client.all_sessions()
+            if (s.get("metadata") or {}).get("createdBy") == CREATED_BY and may_see(s)
+        ]
+        sessions.sort(key=_key, reverse=True)
+        if after is not None:
+            sessions = [s for s in sessions if _key(s) < after]
+        tasks: list[TaskSummary] = []
+        examined, position = 0, None
+        while examined < len(sessions) and len(tasks) < limit and examined < MAX_SCANNED:
+            size = READ_CONCURRENCY if status else min(READ_CONCURRENCY, limit - len(tasks))
+            batch = sessions[examined : examined + size]
+            for session, summary in zip(batch, await self._summaries(batch), strict=True):
+                examined += 1
+                position = _key(session)
+                if status is None or summary.status == status:
+                    tasks.append(summary)
+                    if len(tasks) == limit:
+                        break
+        more = examined < len(sessions) and position is not None
+        return TaskList(tasks=tasks, next_cursor=encode_cursor(position) if more and position is not None else None)
+
+    async def _summaries(self, sessions: list[dict[str, Any]]) -> list[TaskSummary]:
+        found: list[TaskSummary | None] = [None] * len(sessions)
+
+        async def read(i: int) -> None:
+            found[i] = await self._summary(sessions[i])
+
+        async with anyio.create_task_group() as tg:
+            for i in range(len(sessions)):
+                tg.start_soon(read, i)
+        return [f for f in found if f is not None]
+
+    async def _summary(self, session: dict[str, Any]) -> TaskSummary:
+        try:
+            view = await self.service.view(TaskId(session["id"], None), with_files=False)
+            task_id, status = view.task_id, view.status
+        except TaskError:  # created a moment ago: its prompt is not stored yet
+            task_id, status = session["id"], "running"
+        times = session.get("time") or {}
+        return TaskSummary(
+            task_id=task_id,
+            title=session.get("title"),
+            status=status,
+            created_at=_iso(times.get("created")),
+            updated_at=_iso(times.get("updated")),
+            workspace=_workspace(session),
+        )
