@@ -10,7 +10,7 @@ from collections.abc import Generator
 
 import uvicorn
 
-from . import __version__
+from . import __version__, logs, tracing
 from .config import ConfigError, Settings, load_settings
 from .opencode import redact_url
 
@@ -49,8 +49,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def serve(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per OpenCode call is noise
+    logs.configure(settings.log_level, settings.log_format)
     if not settings.allowed_host_list and not settings.binds_loopback:
         log.warning(
             "HOST=%s without ALLOWED_HOSTS: any Host header is accepted. Set ALLOWED_HOSTS to the names "
@@ -66,6 +65,7 @@ def serve(settings: Settings) -> None:
     from .app import create_app
 
     app = create_app(settings, supervisor)
+    stop_tracing = tracing.setup(settings.otel_exporter_otlp_endpoint)
     log.info(
         "opencode-mcp-gateway %s: MCP at http://%s:%s%s, OpenCode at %s%s",
         __version__,
@@ -82,8 +82,12 @@ def serve(settings: Settings) -> None:
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=5,
         lifespan="on",
+        log_config=None,  # uvicorn's records go to the root handler (JSON with LOG_FORMAT=json)
     )
-    _Server(config).run()
+    try:
+        _Server(config).run()
+    finally:
+        stop_tracing()  # sends the spans still buffered
 
 
 class _Server(uvicorn.Server):

@@ -38,8 +38,11 @@ _ALLOW_ALL = {"permission": "*", "pattern": "*", "action": "allow"}
 _NO_QUESTIONS = {"permission": "question", "pattern": "*", "action": "deny"}
 
 
-def session_metadata(policy: str) -> dict[str, str]:
-    return {"createdBy": CREATED_BY, "permissionPolicy": policy}
+def session_metadata(policy: str, *, budget: dict[str, Any] | None = None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"createdBy": CREATED_BY, "permissionPolicy": policy}
+    if budget:
+        metadata["budget"] = budget
+    return metadata
 
 
 def session_rules(policy: str) -> list[dict[str, str]]:
@@ -183,7 +186,9 @@ class PermissionBroker:
                 session = await self._client.get_session(session_id)
             except OpenCodeError:
                 return False
-            self._ours[session_id] = (session.get("metadata") or {}) == session_metadata(self.policy)
+            metadata = session.get("metadata") or {}
+            # Other keys (budget, owner, workspace) vary per session: only these two say whose it is.
+            self._ours[session_id] = all(metadata.get(k) == v for k, v in session_metadata(self.policy).items())
             while len(self._ours) > 10_000:
                 self._ours.popitem(last=False)
         return self._ours[session_id]

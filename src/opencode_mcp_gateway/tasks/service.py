@@ -14,6 +14,7 @@ import anyio
 from ..config import Settings
 from ..opencode import Event, EventHub, OpenCodeClient, OpenCodeError, OpenCodeNotFound, OpenCodeUnavailable
 from . import bounds
+from .budget import Budget, explain
 from .catalog import Catalog
 from .ids import TaskId, new_message_id, parse_task_id
 from .permissions import (
@@ -26,6 +27,7 @@ from .permissions import (
 )
 from .progress import ProgressNarrator
 from .state import TurnState, derive, find_user_message
+from .tracker import TaskTracker
 from .views import (
     AbortView,
     DiffView,
@@ -112,8 +114,10 @@ class TaskService:
         hub: EventHub,
         broker: PermissionBroker,
         catalog: Catalog,
+        tracker: TaskTracker | None = None,
     ) -> None:
         self.settings = settings
+        self.tracker = tracker
         self.client = client
         self.hub = hub
         self.broker = broker
@@ -145,6 +149,7 @@ class TaskService:
         directory: str | None = None,
         title: str | None = None,
         task_id: str | None = None,
+        budget: Budget | None = None,
     ) -> TaskId:
         if not prompt or not prompt.strip():
             raise TaskError("prompt is empty: say what OpenCode should do, e.g. 'Add a docstring to calc.py'")
@@ -162,15 +167,17 @@ class TaskService:
         await self.catalog.check_agent(agent, workdir)
         chosen = model or self.settings.default_model
         provider_model = await self.catalog.check_model(chosen, workdir) if chosen else None
+        budget = budget or Budget()
         if task_id:
             session_id = earlier.session_id
+            await self._record_budget(session, budget)
         else:
             name = (title or prompt.strip().splitlines()[0])[:80]
             created = await self.client.create_session(
                 directory=workdir,
                 title=f"{self.settings.session_title_prefix}: {name}",
                 permission=session_rules(self.settings.permission_policy),
-                metadata=session_metadata(self.settings.permission_policy),
+                metadata=session_metadata(self.settings.permission_policy, budget=budget.as_metadata()),
             )
             session_id = created["id"]
             self._remember(created)
@@ -178,7 +185,18 @@ class TaskService:
         await self.client.prompt_async(
             session_id, message_id=message_id, text=prompt, agent=agent, model=provider_model
         )
+        if self.tracker is not None:
+            self.tracker.track(TaskId(session_id, message_id), budget)
         return TaskId(session_id, message_id)
+
+    async def _record_budget(self, session: dict[str, Any], budget: Budget) -> None:
+        """A follow-up's budget replaces the session's (a session runs one task at a time)."""
+        if Budget.of_session(session) == budget:
+            return
+        metadata = {k: v for k, v in (session.get("metadata") or {}).items() if k != "budget"}
+        if budget.as_metadata():
+            metadata["budget"] = budget.as_metadata()
+        self._remember(await self.client.update_session(session["id"], metadata=metadata))
 
     # -- read --------------------------------------------------------------------------
     async def view(self, task_id: str | TaskId, *, with_files: bool = True) -> TaskView:
@@ -240,6 +258,8 @@ class TaskService:
         pending: list[PendingRequest],
         files: list[FileChange],
     ) -> TaskView:
+        budget = Budget.of_session(session)
+        explain(state, budget)
         end_ms = state.completed_ms or int(time.time() * 1000)
         retry = None
         if state.retry:
@@ -267,6 +287,7 @@ class TaskService:
             elapsed_seconds=round((end_ms - state.created_ms) / 1000, 3) if state.created_ms else None,
             tokens=Tokens(**state.tokens),
             cost=state.cost,
+            budget=budget.as_metadata(),
             next_step=_next_step(str(tid), state.status),
         )
 
