@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 import httpx2
+import mcp
 import pytest
 
 from tests.support.client import data, mcp_session, script
@@ -117,17 +118,22 @@ async def test_a_trace_continues_the_callers(tmp_path: Any, opencode: OpenCodeSe
         "OTEL_BSP_SCHEDULE_DELAY": "100",
     }
     gw = Gateway(tmp_path, env).start()
-    meta_trace, header_trace = secrets.token_hex(16), secrets.token_hex(16)
+    meta_trace, header_trace, modern_trace = (secrets.token_hex(16) for _ in range(3))
     try:
         async with mcp_session(gw.mcp_url) as s:
             meta = {"traceparent": f"00-{meta_trace}-{secrets.token_hex(8)}-01"}
             done = data(await s.call_tool("run_coding_task", {"prompt": script({"text": "traced"})}, meta=meta))
+        async with mcp.Client(gw.mcp_url) as c:  # protocol 2026-07-28: per-request _meta, no session
+            assert c.session.protocol_version == "2026-07-28"
+            await c.call_tool("health_check", {}, meta={"traceparent": f"00-{modern_trace}-{secrets.token_hex(8)}-01"})
         header = {"traceparent": f"00-{header_trace}-{secrets.token_hex(8)}-01"}
         async with mcp_session(gw.mcp_url, headers=header) as s:
             data(await s.call_tool("list_agents", {}))
         for _ in range(100):
-            if receiver.of_trace(header_trace) and any(
-                s.name.startswith("opencode") for s in receiver.of_trace(meta_trace)
+            if (
+                receiver.of_trace(header_trace)
+                and receiver.of_trace(modern_trace)
+                and any(s.name.startswith("opencode") for s in receiver.of_trace(meta_trace))
             ):
                 break
             await anyio.sleep(0.1)
@@ -144,3 +150,4 @@ async def test_a_trace_continues_the_callers(tmp_path: Any, opencode: OpenCodeSe
     assert f"/session/{done['session_id']}/prompt_async" in paths
     assert any(s.name == "tool list_agents" for s in receiver.of_trace(header_trace))
     assert any(s.name == "opencode GET" for s in receiver.of_trace(header_trace))
+    assert any(s.name == "tool health_check" for s in receiver.of_trace(modern_trace))

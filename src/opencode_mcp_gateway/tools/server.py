@@ -13,7 +13,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import InputRequiredResult, ToolAnnotations
 from pydantic import Field
 
-from .. import __version__
+from .. import __version__, logs
 from ..opencode import OpenCodeError, OpenCodeUnavailable
 from ..tasks import InvalidTaskId, TaskError, TaskId, TaskService, UnknownChoice, WorkspaceError, parse_task_id
 from ..tasks.budget import BudgetError, for_call
@@ -105,9 +105,11 @@ def build_server(service: TaskService) -> MCPServer:
         max_cost_usd: float | None,
     ) -> TaskId:
         budget = for_call(settings, max_tokens, max_cost_usd)
-        return await service.submit(
+        tid = await service.submit(
             prompt=prompt, agent=agent, model=model, directory=directory, title=title, task_id=task_id, budget=budget
         )
+        logs.task_id.set(str(tid))  # the rest of the call's log records name the new task
+        return tid
 
     @mcp.tool(annotations=RUNS_AGENT)
     @tool_errors
