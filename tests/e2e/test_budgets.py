@@ -52,6 +52,18 @@ async def test_blocking_task_within_budget_completes_and_over_budget_is_aborted(
     assert fine["status"] == "completed" and total(fine) == 240 and fine["error"] is None
     assert stopped["status"] == "aborted"
     assert stopped["error"] == "budget exceeded: 120 tokens > max_tokens 100"
+    assert fine["budget"] == {"max_tokens": 1000}
+
+
+async def test_a_follow_up_records_its_own_budget(gateway: Gateway) -> None:
+    async with mcp_session(gateway.mcp_url) as s:
+        first = data(await s.call_tool("run_coding_task", {"prompt": script({"text": "first"})}))
+        follow = {"prompt": script(TOOL_STEP, STUCK), "task_id": first["task_id"], "max_tokens": 100}
+        second = data(await s.call_tool("run_coding_task", follow))
+    assert first["status"] == "completed" and first["budget"] is None
+    assert second["session_id"] == first["session_id"] and second["task_id"] != first["task_id"]
+    assert (second["status"], second["budget"]) == ("aborted", {"max_tokens": 100})
+    assert second["error"] == "budget exceeded: 120 tokens > max_tokens 100"
 
 
 async def test_defaults_and_ceilings_and_every_replica_reports_the_same(

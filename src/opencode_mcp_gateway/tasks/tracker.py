@@ -167,6 +167,8 @@ class TaskTracker:
             self.settle(aborted.task_id, aborted.status)
         except (OpenCodeError, ValueError) as exc:
             log.warning("could not abort over-budget task %s: %s", tid, exc, extra={"task_id": str(tid)})
+        except Exception:  # never let one task's trouble end the watcher (and the app with it)
+            log.exception("aborting over-budget task %s failed", tid, extra={"task_id": str(tid)})
 
     async def _check(self, session_id: str) -> None:
         if self._ops is None:
@@ -180,3 +182,5 @@ class TaskTracker:
             except ValueError:  # the session is gone (deleted): nothing left to follow
                 self._tasks.pop(str(followed.tid.message_id), None)
                 metrics.TASKS_RUNNING.set(len(self._tasks))
+            except Exception:  # never let one task's trouble end the watcher (and the app with it)
+                log.exception("reading task %s failed", followed.tid)
