@@ -127,3 +127,27 @@ async def test_spawn_mode_prices_the_model_and_enforces_max_cost(tmp_path: Path,
     budget_line = next(r for r in records if "aborting task" in r["msg"])
     assert budget_line["task_id"] == capped["task_id"] and "max_cost_usd 0.3" in budget_line["msg"]
     assert "sk-cost-secret-42" not in gw.logs()
+
+
+async def test_a_replica_that_did_not_start_the_task_enforces_its_budget(
+    opencode: OpenCodeServer, tmp_path: Path
+) -> None:
+    starter = Gateway(tmp_path / "starter", {"OPENCODE_BASE_URL": opencode.url}).start()
+    slow_start = {**TOOL_STEP, "hang": 6}  # time enough to stop the starter and start another gateway
+    try:
+        async with mcp_session(starter.mcp_url) as s:
+            prompt = script(slow_start, TOOL_STEP, STUCK)
+            started = data(await s.call_tool("run_coding_task_async", {"prompt": prompt, "max_tokens": 200}))
+    finally:
+        starter.stop()  # a gateway that stops leaves its tasks running
+    other = Gateway(tmp_path / "other", {"OPENCODE_BASE_URL": opencode.url}).start()
+    try:
+        async with mcp_session(other.mcp_url) as s:
+            final = data(await s.call_tool("get_task_status", {"task_id": started["task_id"], "wait_seconds": 40}))
+        assert (final["status"], final["error"]) == ("aborted", "budget exceeded: 240 tokens > max_tokens 200")
+        untouched = scrape(other.url)  # it enforced the budget but did not start the task: no metric counts it
+        assert untouched.get_value("ocgw_tasks_finished_total", status="aborted") == 0
+    finally:
+        other.stop()
+    assert f"following task {started['task_id']} for its budget" in other.logs()
+    assert f"aborting task {started['task_id']}: budget exceeded" in other.logs()

@@ -10,6 +10,11 @@ One background watcher on the shared event stream:
 
 A task is followed from its submission until a state read shows it ended. Events say when
 to read; a slow sweep catches anything an event gap hid.
+
+Budgets hold for tasks this gateway did not start too (another replica's, or its own from
+before a restart): the first step of an unknown turn in a session whose metadata has a
+budget adopts the turn, with the figures read back from its messages. Adopted tasks count
+in no metric, so replicas sharing an OpenCode never count one task twice.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from .. import metrics
-from ..opencode import Event, EventHub, OpenCodeError, session_id_of
+from ..opencode import Event, EventHub, OpenCodeClient, OpenCodeError, OpenCodeNotFound, session_id_of
 from .budget import Budget, message_figures, token_total
 from .ids import TaskId
 from .views import AbortView, TaskView
@@ -45,6 +50,7 @@ class TaskOps(Protocol):
 class _Followed:
     tid: TaskId
     budget: Budget
+    counted: bool = True  # started here: in the task and token metrics
     figures: dict[str, tuple[dict[str, int], float]] = field(default_factory=dict)  # per assistant message
     over_budget: str | None = None
 
@@ -54,8 +60,10 @@ class _Followed:
 
 
 class TaskTracker:
-    def __init__(self, hub: EventHub) -> None:
+    def __init__(self, hub: EventHub, client: OpenCodeClient) -> None:
         self._hub = hub
+        self._client = client
+        self._unbudgeted: OrderedDict[str, None] = OrderedDict()  # turns found to have no budget
         self._ops: TaskOps | None = None
         self._tasks: dict[str, _Followed] = {}  # by the task's user message id
         # Ended tasks, a while longer: a step's final figures may arrive after a read saw the end.
@@ -69,7 +77,10 @@ class TaskTracker:
     def track(self, tid: TaskId, budget: Budget) -> None:
         self._tasks[str(tid.message_id)] = _Followed(tid, budget)
         metrics.TASKS_STARTED.inc()
-        metrics.TASKS_RUNNING.set(len(self._tasks))
+        self._set_running()
+
+    def _set_running(self) -> None:
+        metrics.TASKS_RUNNING.set(sum(1 for f in self._tasks.values() if f.counted))
 
     def settle(self, task_id: str, status: str) -> None:
         """A state read showed the task in `status`: if it ended, it is finished here too."""
@@ -79,8 +90,9 @@ class TaskTracker:
     def _finish(self, message_id: str, status: str) -> None:
         followed = self._tasks.pop(message_id, None)
         if followed is not None:
-            metrics.TASKS_FINISHED.labels(status).inc()
-            metrics.TASKS_RUNNING.set(len(self._tasks))
+            if followed.counted:
+                metrics.TASKS_FINISHED.labels(status).inc()
+            self._set_running()
             self._ended[message_id] = followed
             while len(self._ended) > 1000:
                 self._ended.popitem(last=False)
@@ -93,14 +105,14 @@ class TaskTracker:
                 while True:
                     sessions: set[str] = set()
                     for event in await sub.next_batch(timeout=SWEEP_SECONDS):
-                        sessions |= self._on_event(event, tg)
+                        sessions |= await self._on_event(event, tg)
                     if time.monotonic() - last_sweep >= SWEEP_SECONDS:
                         sessions |= {f.tid.session_id for f in self._tasks.values()}
                         last_sweep = time.monotonic()
                     for session_id in sessions:
                         await self._check(session_id)
 
-    def _on_event(self, event: Event, tg: TaskGroup) -> set[str]:
+    async def _on_event(self, event: Event, tg: TaskGroup) -> set[str]:
         """Sessions whose followed tasks may have ended with this event."""
         kind = event.get("type")
         props = event.get("properties") or {}
@@ -110,7 +122,7 @@ class TaskTracker:
         if sid is None:
             return set()
         if kind == "message.updated":
-            self._on_message(props.get("info") or {}, tg)
+            await self._on_message(sid, props.get("info") or {}, tg)
         if not any(f.tid.session_id == sid for f in self._tasks.values()):
             return set()
         if kind in ("session.idle", "session.error"):
@@ -122,18 +134,51 @@ class TaskTracker:
             return {sid}
         return set()
 
-    def _on_message(self, info: dict[str, Any], tg: TaskGroup) -> None:
+    async def _on_message(self, session_id: str, info: dict[str, Any], tg: TaskGroup) -> None:
         """An assistant message's figures: into the metrics once it ended, against the budget."""
+        if info.get("role") != "assistant":
+            return
         parent = str(info.get("parentID"))
+        ended = bool(info.get("error") or (info.get("time") or {}).get("completed"))
         followed = self._tasks.get(parent) or self._ended.get(parent)
-        if info.get("role") != "assistant" or followed is None:
+        if followed is None and not ended:
+            followed = await self._adopt(session_id, parent)
+        if followed is None:
             return
         counts, cost = message_figures(info)
         followed.figures[str(info.get("id"))] = (counts, cost)
-        if info.get("error") or (info.get("time") or {}).get("completed"):
+        if ended and followed.counted:
             self._count(info, counts, cost)
         if parent in self._tasks:
             self._enforce(followed, tg)
+
+    async def _adopt(self, session_id: str, parent: str) -> _Followed | None:
+        """Follow a running turn started elsewhere, if its session has a budget."""
+        if parent in self._unbudgeted:
+            return None
+        try:
+            budget = Budget.of_session(await self._client.get_session(session_id))
+            if budget.unlimited:
+                self._unbudgeted[parent] = None
+                while len(self._unbudgeted) > 10_000:
+                    self._unbudgeted.popitem(last=False)
+                return None
+            messages = await self._client.messages(session_id)
+        except OpenCodeNotFound:
+            return None
+        except OpenCodeError as exc:
+            log.debug("could not look at session %s: %s", session_id, exc)
+            return None
+        if parent in self._tasks:  # submitted here while we looked: that record counts
+            return self._tasks[parent]
+        followed = _Followed(TaskId(session_id, parent), budget, counted=False)
+        for message in messages:
+            info = message.get("info") or {}
+            if info.get("role") == "assistant" and info.get("parentID") == parent:
+                followed.figures[str(info.get("id"))] = message_figures(info)
+        self._tasks[parent] = followed
+        log.info("following task %s for its budget", followed.tid, extra={"task_id": str(followed.tid)})
+        return followed
 
     def _count(self, info: dict[str, object], counts: dict[str, int], cost: float) -> None:
         message_id = str(info.get("id"))
@@ -181,6 +226,6 @@ class TaskTracker:
                 log.debug("could not read task %s: %s", followed.tid, exc)
             except ValueError:  # the session is gone (deleted): nothing left to follow
                 self._tasks.pop(str(followed.tid.message_id), None)
-                metrics.TASKS_RUNNING.set(len(self._tasks))
+                self._set_running()
             except Exception:  # never let one task's trouble end the watcher (and the app with it)
                 log.exception("reading task %s failed", followed.tid)
