@@ -85,6 +85,8 @@ async def test_one_audit_line_per_call_with_identity_and_never_the_arguments(jso
         "mcp_session_id": "sess-1",
     }
     assert isinstance(line["duration_ms"], float)
+    assert line["msg"].startswith("tool run_coding_task: ok in ")  # text logs carry the audit trail in the message
+    assert line["msg"].endswith(" ms, task ses_a.msg_b, by alice")
     assert "secret plan" not in json_lines.getvalue()
 
 

@@ -71,11 +71,15 @@ class ToolCalls:
                     span.set_attribute("ocgw.task_id", task_id)
                 if outcome != "ok":
                     tracing.mark_error(span, outcome)
+                about = "".join(
+                    f", {k} {v}" for k, v in (("task", task_id), ("by", ids["identity"])) if v
+                )  # the text format's audit trail; JSON has them as fields
                 log.info(
-                    "tool %s: %s in %.0f ms",
+                    "tool %s: %s in %.0f ms%s",
                     tool,
                     outcome,
                     duration * 1000,
+                    about,
                     extra={"outcome": outcome, "duration_ms": round(duration * 1000, 1), "task_id": task_id},
                 )
 
