@@ -10,16 +10,19 @@ import anyio
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
+from . import metrics
 from .auth import build_authenticator, metadata_routes
 from .config import Settings
 from .http_guard import LOCAL_NAMES, GatewayGuard, HostRules, OriginRules
+from .logs import RequestIds
 from .opencode import EventHub, OpenCodeClient
 from .session_quota import SessionQuota
 from .supervisor import OpenCodeSupervisor
 from .tasks import Catalog, PermissionBroker, TaskService
+from .tasks.tracker import TaskTracker
 from .tools import build_server, opencode_health
 
 log = logging.getLogger(__name__)
@@ -49,8 +52,11 @@ def create_app(settings: Settings, supervisor: OpenCodeSupervisor | None = None)
     authenticator = build_authenticator(settings)
     hub = EventHub(client, gate=supervisor.wait_ready if supervisor else None)
     broker = PermissionBroker(client, hub, settings.permission_policy, settings.input_timeout_seconds)
-    service = TaskService(settings, client, hub, broker, Catalog(client))
+    tracker = TaskTracker(hub, client)
+    service = TaskService(settings, client, hub, broker, Catalog(client), tracker=tracker)
+    tracker.attach(service)
     mcp = build_server(service)
+    metrics.watch_sessions(lambda: len(getattr(mcp.session_manager, "_server_instances", {})))
     mcp_app = mcp.streamable_http_app(
         streamable_http_path=settings.mcp_path,
         # The guard in front does Host/Origin with the gateway's own rules.
@@ -78,9 +84,20 @@ def create_app(settings: Settings, supervisor: OpenCodeSupervisor | None = None)
 
     async def readyz(_: Request) -> PlainTextResponse:
         health = await opencode_health(client, timeout=2.0)
+        metrics.OPENCODE_UP.labels(client.worker).set(1 if health.healthy else 0)
         if health.healthy:
             return PlainTextResponse("ready")
         return PlainTextResponse(f"not ready: {health.error or 'OpenCode reports unhealthy'}", status_code=503)
+
+    async def prometheus(_: Request) -> Response:
+        return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)
+
+    async def watch_opencode() -> None:
+        """ocgw_opencode_up: one health check every few seconds."""
+        while True:
+            health = await opencode_health(client, timeout=2.0)
+            metrics.OPENCODE_UP.labels(client.worker).set(1 if health.healthy else 0)
+            await anyio.sleep(5)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -90,6 +107,8 @@ def create_app(settings: Settings, supervisor: OpenCodeSupervisor | None = None)
             tg.start_soon(hub.run)
             tg.start_soon(broker.run)
             tg.start_soon(service.watch_session_errors)
+            tg.start_soon(tracker.run)
+            tg.start_soon(watch_opencode)
             try:
                 async with mcp.session_manager.run():
                     yield
@@ -108,6 +127,7 @@ def create_app(settings: Settings, supervisor: OpenCodeSupervisor | None = None)
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", prometheus),
             *metadata_routes(settings),  # RFC 9728, only with OAuth
             Mount("/", app=quota),
         ],
@@ -117,6 +137,7 @@ def create_app(settings: Settings, supervisor: OpenCodeSupervisor | None = None)
     app.add_middleware(
         GatewayGuard, hosts=host_rules(settings), origins=origins, mcp_path=settings.mcp_path, auth=authenticator
     )
+    app.add_middleware(RequestIds)  # outermost: even a refused request's log line has an id
     app.state.service = service
     app.state.supervisor = supervisor
     return app

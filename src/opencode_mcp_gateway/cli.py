@@ -14,8 +14,6 @@ if TYPE_CHECKING:
     from .config import Settings
 
 log = logging.getLogger("opencode_mcp_gateway")
-# Libraries that log message bodies at DEBUG: kept at INFO whatever LOG_LEVEL says.
-QUIET_LOGGERS = ("sse_starlette", "sse_starlette.sse", "httpcore", "mcp.server.streamable_http", "mcp.shared")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -66,13 +64,11 @@ def main(argv: list[str] | None = None) -> None:
 def serve(settings: Settings) -> None:
     import uvicorn
 
+    from . import logs, tracing
     from .http_server import GatewayServer
     from .opencode import redact_url
 
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per OpenCode call is noise
-    for name in QUIET_LOGGERS:  # they log whole request/response bodies (tokens, task output) at DEBUG
-        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger(name).getEffectiveLevel()))
+    logs.configure(settings.log_level, settings.log_format)
     if not settings.allowed_host_list and not settings.binds_loopback:
         log.warning(
             "HOST=%s without ALLOWED_HOSTS: any Host header is accepted. Set ALLOWED_HOSTS to the names "
@@ -90,6 +86,7 @@ def serve(settings: Settings) -> None:
     from .app import create_app
 
     app = create_app(settings, supervisor)
+    stop_tracing = tracing.setup(settings.otel_exporter_otlp_endpoint)
     log.info(
         "opencode-mcp-gateway %s: MCP at http://%s:%s%s, OpenCode at %s%s",
         __version__,
@@ -106,5 +103,9 @@ def serve(settings: Settings) -> None:
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=5,
         lifespan="on",
+        log_config=None,  # uvicorn's records go to the root handler (JSON with LOG_FORMAT=json)
     )
-    GatewayServer(config, on_exit=lambda: setattr(app.state.service, "shutting_down", True)).run()
+    try:
+        GatewayServer(config, on_exit=lambda: setattr(app.state.service, "shutting_down", True)).run()
+    finally:
+        stop_tracing()  # sends the spans still buffered

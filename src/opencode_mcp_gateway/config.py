@@ -95,6 +95,15 @@ class Settings(BaseSettings):
         if self.oauth_jwks_url and not self.oauth_issuer:
             raise ValueError("OAUTH_JWKS_URL needs OAUTH_ISSUER: the issuer every token's `iss` must name")
         return self
+    # Observability and budgets (metrics need no setting: GET /metrics).
+    log_format: Literal["text", "json"] = "text"
+    otel_exporter_otlp_endpoint: str | None = None  # read by OpenTelemetry itself; here to validate and show
+    task_max_tokens: int | None = Field(None, gt=0)
+    task_max_cost_usd: float | None = Field(None, gt=0)
+    task_max_tokens_ceiling: int | None = Field(None, gt=0)
+    task_max_cost_usd_ceiling: float | None = Field(None, gt=0)
+    model_cost_input_per_mtok: float | None = Field(None, ge=0)
+    model_cost_output_per_mtok: float | None = Field(None, ge=0)
 
     @field_validator("mcp_path")
     @classmethod
@@ -134,6 +143,17 @@ class Settings(BaseSettings):
         if value.count("/") < 1 or value.startswith("/") or value.endswith("/"):
             raise ValueError(f"must be provider/model, such as anthropic/claude-sonnet-4 (got {value!r})")
         return value
+
+    @model_validator(mode="after")
+    def _defaults_within_ceilings(self) -> Settings:
+        for default, ceiling in (
+            ("task_max_tokens", "task_max_tokens_ceiling"),
+            ("task_max_cost_usd", "task_max_cost_usd_ceiling"),
+        ):
+            low, high = getattr(self, default), getattr(self, ceiling)
+            if low is not None and high is not None and low > high:
+                raise ValueError(f"{default.upper()} ({low:g}) must not exceed {ceiling.upper()} ({high:g})")
+        return self
 
     @model_validator(mode="after")
     def _spawn_needs_provider(self) -> Settings:

@@ -1,7 +1,7 @@
 """Who may talk to the gateway: Host and Origin checks, and the bearer token.
 
-An ASGI middleware in front of everything but the probes (/healthz, /readyz), which
-kubelets call by pod IP without credentials.
+An ASGI middleware in front of everything but the probes (/healthz, /readyz) and /metrics,
+which kubelets and Prometheus call by pod IP without credentials.
 
 * Host: ALLOWED_HOSTS entries are host names with or without a port; without one, any
   port matches. Unset and bound to loopback: only localhost names (DNS-rebinding
@@ -26,7 +26,7 @@ from .auth import Authenticator, AuthError, refuse
 from .identity import set_identity
 
 LOCAL_NAMES = ("localhost", "127.0.0.1", "[::1]")
-PROBES = ("/healthz", "/readyz")
+PROBES = ("/healthz", "/readyz", "/metrics")  # scraped by pod IP, like the probes
 
 
 def split_host(value: str) -> tuple[str, str | None]:

@@ -9,7 +9,8 @@
   fetch from npm on first use is pre-seeded, so no network is needed at run time.
 * Ready means the "listening on" line was printed and /global/health answered: OpenCode
   accepts TCP ~0.2 s before it can serve, and a request sent then hangs forever.
-* If OpenCode dies it is restarted with back-off (1 s doubling to 30 s).
+* If OpenCode dies it is restarted with back-off (1 s doubling to 30 s), and its last
+  output lines are logged (with the password and API key masked) to show why.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ import secrets
 import shutil
 import signal
 import subprocess
+from collections import deque
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx2
 
+from . import metrics
 from .config import Settings
 from .llm_proxy import LLMProxy
 
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 
 PLUGIN_VERSION = "1.18.33"
 LISTENING = "opencode server listening on"
+LAST_LINES = 20  # of OpenCode's output, logged when it dies
 # No models.dev fetch, no self-update, no LSP downloads; an npm fetch fails at once.
 OFFLINE_ENV = {
     "OPENCODE_DISABLE_MODELS_FETCH": "1",
@@ -67,6 +71,11 @@ def opencode_config(settings: Settings) -> dict[str, Any]:
             }
         },
     }
+    prices = (settings.model_cost_input_per_mtok, settings.model_cost_output_per_mtok)
+    if any(p is not None for p in prices):
+        # USD per million tokens: OpenCode prices each model step itself, so task costs are real.
+        model_entry = config["provider"]["gateway"]["models"]["{env:OPENCODE_MODEL_NAME}"]
+        model_entry["cost"] = {"input": prices[0] or 0, "output": prices[1] or 0}
     if settings.permission_policy == "allow":
         config["permission"] = {"*": "allow", "question": "deny"}
     elif settings.permission_policy == "deny":
@@ -136,6 +145,7 @@ class OpenCodeSupervisor:
         self.last_exit: int | None = None
         key = settings.opencode_api_key.get_secret_value() if settings.opencode_api_key else ""
         self.llm_proxy = LLMProxy(settings.opencode_api_url or "", key)
+        self.last_lines: deque[str] = deque(maxlen=LAST_LINES)
 
     @property
     def ready(self) -> bool:
@@ -205,6 +215,8 @@ class OpenCodeSupervisor:
             if anyio.current_time() - started > 60:
                 delay = 1.0
             self.restarts += 1
+            metrics.OPENCODE_RESTARTS.inc()
+            self._log_last_lines()
             log.warning("opencode serve exited (code %s); restarting in %.0f s", self.last_exit, delay)
             await anyio.sleep(delay)
             delay = min(delay * 2, 30.0)
@@ -227,9 +239,21 @@ class OpenCodeSupervisor:
         assert process.stdout is not None
         while raw := await anyio.to_thread.run_sync(process.stdout.readline, abandon_on_cancel=True):
             line = raw.decode(errors="replace").rstrip()
+            self.last_lines.append(line)
             if LISTENING in line and not self._ready.is_set():
                 await self._confirm_health()
             log.debug("opencode: %s", line)
+
+    def _log_last_lines(self) -> None:
+        secrets_ = [self.password]
+        if self.settings.opencode_api_key:
+            secrets_.append(self.settings.opencode_api_key.get_secret_value())
+        lines = list(self.last_lines)
+        self.last_lines.clear()
+        for secret in filter(None, secrets_):
+            lines = [line.replace(secret, "***") for line in lines]
+        shown = "\n".join(f"  {line}" for line in lines) or "  (no output)"
+        log.warning("opencode serve died; its last %d output lines:\n%s", len(lines), shown)
 
     async def _confirm_health(self) -> None:
         url = f"http://127.0.0.1:{self.settings.opencode_port}/global/health"

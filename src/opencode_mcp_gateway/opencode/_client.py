@@ -7,6 +7,7 @@ versions pass through unharmed.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx2
 
+from .. import metrics, tracing
 from ._errors import (
     OpenCodeAuthError,
     OpenCodeError,
@@ -35,7 +37,9 @@ class OpenCodeClient:
         timeout: float = 30.0,
         transport: httpx2.AsyncBaseTransport | None = None,
         is_ready: Callable[[], bool] | None = None,
+        worker: str = "w0",
     ) -> None:
+        self.worker = worker  # the name metrics and traces give this OpenCode
         self.base_url = base_url.rstrip("/")
         self.display_url = redact_url(self.base_url)  # never show credentials in a message
         # A spawned OpenCode accepts connections ~0.2 s before it can answer them, and a
@@ -75,13 +79,28 @@ class OpenCodeClient:
         if timeout is not None:
             kwargs["timeout"] = timeout
         self._check_ready()
-        try:
-            response = await self._http.request(method, path, **kwargs)
-        except httpx2.TimeoutException as exc:
-            raise OpenCodeUnavailable(f"OpenCode at {self.display_url} did not answer {method} {path} in time") from exc
-        except httpx2.TransportError as exc:
-            raise OpenCodeUnavailable(f"OpenCode at {self.display_url} is unreachable ({type(exc).__name__})") from exc
-        return _decode(response, f"{method} {path}")
+        started = time.perf_counter()
+        outcome = "unavailable"
+        headers: dict[str, str] = {}
+        with tracing.opencode_span(method, path, self.worker, headers) as span:
+            try:
+                response = await self._http.request(method, path, headers=headers, **kwargs)
+                outcome = "error"
+                decoded = _decode(response, f"{method} {path}")
+                outcome = "ok"
+                return decoded
+            except httpx2.TimeoutException as exc:
+                raise OpenCodeUnavailable(
+                    f"OpenCode at {self.display_url} did not answer {method} {path} in time"
+                ) from exc
+            except httpx2.TransportError as exc:
+                raise OpenCodeUnavailable(
+                    f"OpenCode at {self.display_url} is unreachable ({type(exc).__name__})"
+                ) from exc
+            finally:
+                if outcome != "ok":
+                    tracing.mark_error(span, outcome)
+                metrics.OPENCODE_REQUEST_DURATION.labels(self.worker, outcome).observe(time.perf_counter() - started)
 
     @asynccontextmanager
     async def stream(self, path: str) -> AsyncIterator[httpx2.Response]:
@@ -154,6 +173,10 @@ class OpenCodeClient:
 
     async def get_session(self, session_id: str) -> JSON:
         result: JSON = await self._request("GET", f"/session/{session_id}")
+        return result
+
+    async def update_session(self, session_id: str, *, metadata: JSON) -> JSON:
+        result: JSON = await self._request("PATCH", f"/session/{session_id}", json={"metadata": metadata})
         return result
 
     async def prompt_async(

@@ -17,6 +17,7 @@ from typing import Any
 
 import anyio
 
+from .. import metrics
 from ._client import OpenCodeClient
 from ._errors import OpenCodeError
 
@@ -71,6 +72,7 @@ class EventHub:
         self.connected = False
         self.generation = 0  # bumped on every (re)connection
         self._connected_event = anyio.Event()
+        metrics.EVENT_STREAM_RECONNECTS.labels(client.worker)  # shows at 0 until the first reconnect
 
     @contextmanager
     def subscribe(self, session_id: str | None = None) -> Iterator[Subscription]:
@@ -129,6 +131,7 @@ class EventHub:
         self._connected_event.set()
         if self.generation > 1:
             log.info("event stream reconnected")
+            metrics.EVENT_STREAM_RECONNECTS.labels(self._client.worker).inc()
         self.dispatch({"type": RESYNC, "properties": {"generation": self.generation}})
 
 

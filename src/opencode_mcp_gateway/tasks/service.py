@@ -15,6 +15,7 @@ import anyio
 from ..config import Settings
 from ..opencode import Event, EventHub, OpenCodeClient, OpenCodeError, OpenCodeNotFound, OpenCodeUnavailable
 from . import bounds
+from .budget import Budget, explain
 from .catalog import Catalog
 from .ids import TaskId, new_message_id, parse_task_id
 from .ownership import may_see, owner_to_record
@@ -28,6 +29,7 @@ from .permissions import (
 )
 from .progress import ProgressNarrator
 from .state import TurnState, derive, find_user_message
+from .tracker import TaskTracker
 from .views import (
     AbortView,
     DiffView,
@@ -114,8 +116,10 @@ class TaskService:
         hub: EventHub,
         broker: PermissionBroker,
         catalog: Catalog,
+        tracker: TaskTracker | None = None,
     ) -> None:
         self.settings = settings
+        self.tracker = tracker
         self.client = client
         self.hub = hub
         self.broker = broker
@@ -147,6 +151,7 @@ class TaskService:
         directory: str | None = None,
         title: str | None = None,
         task_id: str | None = None,
+        budget: Budget | None = None,
     ) -> TaskId:
         if not prompt or not prompt.strip():
             raise TaskError("prompt is empty: say what OpenCode should do, e.g. 'Add a docstring to calc.py'")
@@ -165,15 +170,19 @@ class TaskService:
         await self.catalog.check_agent(agent, workdir)
         chosen = model or self.settings.default_model
         provider_model = await self.catalog.check_model(chosen, workdir) if chosen else None
+        budget = budget or Budget()
         if task_id:
             session_id = earlier.session_id
+            await self._record_budget(session, budget)
         else:
             name = (title or prompt.strip().splitlines()[0])[:80]
             created = await self.client.create_session(
                 directory=workdir,
                 title=f"{self.settings.session_title_prefix}: {name}",
                 permission=session_rules(self.settings.permission_policy),
-                metadata=session_metadata(self.settings.permission_policy, owner=owner_to_record()),
+                metadata=session_metadata(
+                    self.settings.permission_policy, owner=owner_to_record(), budget=budget.as_metadata()
+                ),
             )
             session_id = created["id"]
             await self._confirm_workspace(created, workdir)
@@ -182,6 +191,8 @@ class TaskService:
         await self.client.prompt_async(
             session_id, message_id=message_id, text=prompt, agent=agent, model=provider_model
         )
+        if self.tracker is not None:
+            self.tracker.track(TaskId(session_id, message_id), budget)
         return TaskId(session_id, message_id)
 
     async def _confirm_workspace(self, created: dict[str, Any], workdir: str | None) -> None:
@@ -195,6 +206,14 @@ class TaskService:
             with contextlib.suppress(OpenCodeError):  # the refusal stands even if the delete fails
                 await self.client.delete_session(created["id"])
             raise
+    async def _record_budget(self, session: dict[str, Any], budget: Budget) -> None:
+        """A follow-up's budget replaces the session's (a session runs one task at a time)."""
+        if Budget.of_session(session) == budget:
+            return
+        metadata = {k: v for k, v in (session.get("metadata") or {}).items() if k != "budget"}
+        if budget.as_metadata():
+            metadata["budget"] = budget.as_metadata()
+        self._remember(await self.client.update_session(session["id"], metadata=metadata))
 
     # -- read --------------------------------------------------------------------------
     async def view(self, task_id: str | TaskId, *, with_files: bool = True) -> TaskView:
@@ -256,6 +275,8 @@ class TaskService:
         pending: list[PendingRequest],
         files: list[FileChange],
     ) -> TaskView:
+        budget = Budget.of_session(session)
+        explain(state, budget)
         end_ms = state.completed_ms or int(time.time() * 1000)
         retry = None
         if state.retry:
@@ -283,6 +304,7 @@ class TaskService:
             elapsed_seconds=round((end_ms - state.created_ms) / 1000, 3) if state.created_ms else None,
             tokens=Tokens(**state.tokens),
             cost=state.cost,
+            budget=budget.as_metadata(),
             next_step=_next_step(str(tid), state.status),
         )
 

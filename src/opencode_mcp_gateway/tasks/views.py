@@ -71,7 +71,8 @@ class TaskView(BaseModel):
     completed_at: str | None = None
     elapsed_seconds: float | None = None
     tokens: Tokens = Field(default_factory=Tokens)
-    cost: float = 0.0
+    cost: float = Field(0.0, description="USD, as OpenCode prices the model (0 when it has no price list)")
+    budget: dict[str, float] | None = Field(None, description="the task's max_tokens and max_cost_usd, when it has any")
     next_step: str | None = Field(None, description="what the caller can do next")
 
 

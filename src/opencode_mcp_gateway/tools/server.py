@@ -13,15 +13,17 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import InputRequiredResult, ToolAnnotations
 from pydantic import Field
 
-from .. import __version__
+from .. import __version__, logs
 from ..config import auth_methods
 from ..opencode import OpenCodeError, OpenCodeUnavailable
-from ..tasks import InvalidTaskId, TaskError, TaskService, UnknownChoice, WorkspaceError, parse_task_id
+from ..tasks import InvalidTaskId, TaskError, TaskId, TaskService, UnknownChoice, WorkspaceError, parse_task_id
+from ..tasks.budget import BudgetError, for_call
 from ..tasks.listing import TaskList, TaskLister
 from ..tasks.views import AbortView, Agent, AgentsView, DiffView, HealthView, MessagesView, RespondView, TaskView
 from .callers import for_caller
 from .elicitation import apply_answers, can_elicit, input_required, is_modern, make_asker
 from .health import opencode_health
+from .observe import ToolCalls
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -50,6 +52,14 @@ TitleArg = Annotated[str | None, Field(description="short title for the OpenCode
 FollowUpArg = Annotated[
     str | None, Field(description="task_id of an earlier task to continue in the same session, keeping its context")
 ]
+MaxTokensArg = Annotated[
+    int | None,
+    Field(gt=0, description="abort the task once it has used more tokens than this (default: TASK_MAX_TOKENS)"),
+]
+MaxCostArg = Annotated[
+    float | None,
+    Field(gt=0, description="abort the task once it has cost more than this many USD (default: TASK_MAX_COST_USD)"),
+]
 
 
 def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -59,7 +69,7 @@ def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await fn(*args, **kwargs)
-        except (TaskError, InvalidTaskId, UnknownChoice, WorkspaceError) as exc:
+        except (TaskError, InvalidTaskId, UnknownChoice, WorkspaceError, BudgetError) as exc:
             raise ToolError(str(exc)) from None
         except OpenCodeUnavailable as exc:
             raise ToolError(f"{exc}. Is `opencode serve` running? GET /readyz on the gateway tells.") from None
@@ -74,6 +84,7 @@ def build_server(service: TaskService) -> MCPServer:
     mcp = MCPServer("opencode-mcp-gateway", version=__version__, instructions=INSTRUCTIONS)
     as_caller = for_caller(auth_configured=bool(auth_methods(settings)))  # tasks belong to their caller
     lister = TaskLister(service)
+    mcp.middleware.append(ToolCalls(lambda name: mcp._tool_manager.get_tool(name) is not None, service.tracker))
 
     def progress_reporter(ctx: Context) -> Callable[[str], Awaitable[None]]:
         step = 0
@@ -87,6 +98,23 @@ def build_server(service: TaskService) -> MCPServer:
                 log.debug("progress not delivered: %s", exc)
 
         return report
+
+    async def submit(
+        prompt: str,
+        agent: str | None,
+        model: str | None,
+        directory: str | None,
+        title: str | None,
+        task_id: str | None,
+        max_tokens: int | None,
+        max_cost_usd: float | None,
+    ) -> TaskId:
+        budget = for_call(settings, max_tokens, max_cost_usd)
+        tid = await service.submit(
+            prompt=prompt, agent=agent, model=model, directory=directory, title=title, task_id=task_id, budget=budget
+        )
+        logs.task_id.set(str(tid))  # the rest of the call's log records name the new task
+        return tid
 
     @mcp.tool(annotations=RUNS_AGENT)
     @tool_errors
@@ -103,6 +131,8 @@ def build_server(service: TaskService) -> MCPServer:
             Field(gt=0, le=86_400, description="how long to wait before returning status 'running' (default 600)"),
         ] = None,
         task_id: FollowUpArg = None,
+        max_tokens: MaxTokensArg = None,
+        max_cost_usd: MaxCostArg = None,
     ) -> TaskView | InputRequiredResult:
         """Run a coding task with OpenCode and wait for it to finish.
 
@@ -113,9 +143,7 @@ def build_server(service: TaskService) -> MCPServer:
         if ctx.request_state:  # 2026-07-28: the client calls again with answers to our questions
             tid = await apply_answers(service, ctx)
         else:
-            tid = await service.submit(
-                prompt=prompt, agent=agent, model=model, directory=directory, title=title, task_id=task_id
-            )
+            tid = await submit(prompt, agent, model, directory, title, task_id, max_tokens, max_cost_usd)
         asking = settings.permission_policy == "ask"
         try:
             view = await service.wait(
@@ -151,14 +179,14 @@ def build_server(service: TaskService) -> MCPServer:
         directory: DirectoryArg = None,
         title: TitleArg = None,
         task_id: FollowUpArg = None,
+        max_tokens: MaxTokensArg = None,
+        max_cost_usd: MaxCostArg = None,
     ) -> TaskView:
         """Start a coding task with OpenCode and return its task_id at once (status 'running').
 
         Follow it with get_task_status; read results with get_task_messages and
         get_task_diff; stop it with abort_task. Disconnecting does not stop it."""
-        tid = await service.submit(
-            prompt=prompt, agent=agent, model=model, directory=directory, title=title, task_id=task_id
-        )
+        tid = await submit(prompt, agent, model, directory, title, task_id, max_tokens, max_cost_usd)
         return await service.view(tid, with_files=False)
 
     @mcp.tool(annotations=READ_ONLY)
