@@ -16,6 +16,7 @@ from starlette.routing import Mount, Route
 from .config import Settings
 from .http_guard import LOCAL_NAMES, GatewayGuard, HostRules
 from .opencode import EventHub, OpenCodeClient
+from .peers import SessionRouter
 from .supervisor import OpenCodeSupervisor
 from .tasks import Catalog, PermissionBroker, TaskService
 from .tools import build_server, opencode_health
@@ -47,13 +48,17 @@ def create_app(settings: Settings, supervisor: OpenCodeSupervisor | None = None)
     hub = EventHub(client, gate=supervisor.wait_ready if supervisor else None)
     broker = PermissionBroker(client, hub, settings.permission_policy, settings.input_timeout_seconds)
     service = TaskService(settings, client, hub, broker, Catalog(client))
-    mcp = build_server(service)
+    state_key = settings.request_state_key.get_secret_value() if settings.request_state_key else None
+    mcp = build_server(service, request_state_key=state_key)
     mcp_app = mcp.streamable_http_app(
         streamable_http_path=settings.mcp_path,
         # The guard in front does Host/Origin with the gateway's own rules.
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         host=settings.host,
     )
+
+    peers = settings.peer_map
+    router = SessionRouter(mcp_app, gateway_id=settings.gateway_id, peers=peers) if peers else None
 
     async def healthz(_: Request) -> JSONResponse:
         health = await opencode_health(client, timeout=2.0)
@@ -91,9 +96,11 @@ def create_app(settings: Settings, supervisor: OpenCodeSupervisor | None = None)
             if supervisor is not None:
                 await supervisor.stop()
             await client.aclose()
+            if router is not None:
+                await router.aclose()
 
     app = Starlette(
-        routes=[Route("/healthz", healthz), Route("/readyz", readyz), Mount("/", app=mcp_app)],
+        routes=[Route("/healthz", healthz), Route("/readyz", readyz), Mount("/", app=router or mcp_app)],
         lifespan=lifespan,
     )
     token = settings.mcp_bearer_token.get_secret_value() if settings.mcp_bearer_token else None

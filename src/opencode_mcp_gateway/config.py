@@ -58,6 +58,11 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # Scale-out: several gateway replicas behind one balancer (see docs/design.md).
+    gateway_id: str = Field("g0", pattern=r"^[A-Za-z0-9_-]{1,63}$")
+    gateway_peers: str = ""
+    request_state_key: SecretStr | None = None
+
     @field_validator("mcp_path")
     @classmethod
     def _path(cls, value: str) -> str:
@@ -89,6 +94,26 @@ class Settings(BaseSettings):
             raise ValueError(f"must be provider/model, such as anthropic/claude-sonnet-4 (got {value!r})")
         return value
 
+    @field_validator("gateway_peers")
+    @classmethod
+    def _peers(cls, value: str) -> str:
+        from .peers import parse_peers
+
+        parse_peers(value)
+        return value
+
+    @model_validator(mode="after")
+    def _replicas_share_state(self) -> Settings:
+        peers = self.peer_map
+        if peers and self.gateway_id not in peers:
+            raise ValueError(f"GATEWAY_ID {self.gateway_id!r} must be one of the names in GATEWAY_PEERS")
+        if len(peers) > 1 and not _given(self.request_state_key):
+            raise ValueError(
+                "REQUEST_STATE_KEY is required with several GATEWAY_PEERS: every replica must unseal the "
+                "input-required state another replica sealed (any shared random secret, e.g. openssl rand -hex 32)"
+            )
+        return self
+
     @model_validator(mode="after")
     def _spawn_needs_provider(self) -> Settings:
         if self.spawn_opencode:
@@ -115,6 +140,12 @@ class Settings(BaseSettings):
     @property
     def allowed_host_list(self) -> list[str]:
         return [h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip()]
+
+    @property
+    def peer_map(self) -> dict[str, str]:
+        from .peers import parse_peers
+
+        return parse_peers(self.gateway_peers)
 
     @property
     def binds_loopback(self) -> bool:
