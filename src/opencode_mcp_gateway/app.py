@@ -19,6 +19,7 @@ from .config import Settings
 from .http_guard import LOCAL_NAMES, GatewayGuard, HostRules, OriginRules
 from .logs import RequestIds
 from .opencode import EventHub, OpenCodeClient
+from .peers import SessionRouter
 from .session_quota import SessionQuota
 from .supervisor import OpenCodeSupervisor
 from .tasks import Catalog, PermissionBroker, TaskService
@@ -55,7 +56,8 @@ def create_app(settings: Settings, supervisor: OpenCodeSupervisor | None = None)
     tracker = TaskTracker(hub, client)
     service = TaskService(settings, client, hub, broker, Catalog(client), tracker=tracker)
     tracker.attach(service)
-    mcp = build_server(service)
+    state_key = settings.request_state_key.get_secret_value() if settings.request_state_key else None
+    mcp = build_server(service, request_state_key=state_key)
     metrics.watch_sessions(lambda: len(getattr(mcp.session_manager, "_server_instances", {})))
     mcp_app = mcp.streamable_http_app(
         streamable_http_path=settings.mcp_path,
@@ -71,6 +73,10 @@ def create_app(settings: Settings, supervisor: OpenCodeSupervisor | None = None)
         open_sessions=lambda: sessions._server_instances.keys(),  # the SDK keeps no public list
         per_client=settings.max_sessions_per_client,
     )
+
+    peers = settings.peer_map
+    # Outside the quota: it counts the SDK's own session ids; the router names them per replica.
+    router = SessionRouter(quota, gateway_id=settings.gateway_id, peers=peers) if peers else None
 
     async def healthz(_: Request) -> JSONResponse:
         health = await opencode_health(client, timeout=2.0)
@@ -122,6 +128,8 @@ def create_app(settings: Settings, supervisor: OpenCodeSupervisor | None = None)
                 await supervisor.stop()
             await client.aclose()
             await authenticator.aclose()
+            if router is not None:
+                await router.aclose()
 
     app = Starlette(
         routes=[
@@ -129,7 +137,7 @@ def create_app(settings: Settings, supervisor: OpenCodeSupervisor | None = None)
             Route("/readyz", readyz),
             Route("/metrics", prometheus),
             *metadata_routes(settings),  # RFC 9728, only with OAuth
-            Mount("/", app=quota),
+            Mount("/", app=router or quota),
         ],
         lifespan=lifespan,
     )

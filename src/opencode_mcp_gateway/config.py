@@ -95,6 +95,7 @@ class Settings(BaseSettings):
         if self.oauth_jwks_url and not self.oauth_issuer:
             raise ValueError("OAUTH_JWKS_URL needs OAUTH_ISSUER: the issuer every token's `iss` must name")
         return self
+
     # Observability and budgets (metrics need no setting: GET /metrics).
     log_format: Literal["text", "json"] = "text"
     otel_exporter_otlp_endpoint: str | None = None  # read by OpenTelemetry itself; here to validate and show
@@ -104,6 +105,11 @@ class Settings(BaseSettings):
     task_max_cost_usd_ceiling: float | None = Field(None, gt=0)
     model_cost_input_per_mtok: float | None = Field(None, ge=0)
     model_cost_output_per_mtok: float | None = Field(None, ge=0)
+
+    # Scale-out: several gateway replicas behind one balancer (see docs/design.md).
+    gateway_id: str = Field("g0", pattern=r"^[A-Za-z0-9_-]{1,63}$")
+    gateway_peers: str = ""
+    request_state_key: SecretStr | None = None
 
     @field_validator("mcp_path")
     @classmethod
@@ -143,6 +149,26 @@ class Settings(BaseSettings):
         if value.count("/") < 1 or value.startswith("/") or value.endswith("/"):
             raise ValueError(f"must be provider/model, such as anthropic/claude-sonnet-4 (got {value!r})")
         return value
+
+    @field_validator("gateway_peers")
+    @classmethod
+    def _peers(cls, value: str) -> str:
+        from .peers import parse_peers
+
+        parse_peers(value)
+        return value
+
+    @model_validator(mode="after")
+    def _replicas_share_state(self) -> Settings:
+        peers = self.peer_map
+        if peers and self.gateway_id not in peers:
+            raise ValueError(f"GATEWAY_ID {self.gateway_id!r} must be one of the names in GATEWAY_PEERS")
+        if len(peers) > 1 and not _given(self.request_state_key):
+            raise ValueError(
+                "REQUEST_STATE_KEY is required with several GATEWAY_PEERS: every replica must unseal the "
+                "input-required state another replica sealed (any shared random secret, e.g. openssl rand -hex 32)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _defaults_within_ceilings(self) -> Settings:
@@ -194,6 +220,12 @@ class Settings(BaseSettings):
     @property
     def allowed_origin_list(self) -> list[str]:
         return [o.strip() for o in self.allowed_origins.split(",") if o.strip()]
+
+    @property
+    def peer_map(self) -> dict[str, str]:
+        from .peers import parse_peers
+
+        return parse_peers(self.gateway_peers)
 
     @property
     def binds_loopback(self) -> bool:

@@ -38,9 +38,7 @@ _ALLOW_ALL = {"permission": "*", "pattern": "*", "action": "allow"}
 _NO_QUESTIONS = {"permission": "question", "pattern": "*", "action": "deny"}
 
 
-def session_metadata(
-    policy: str, *, owner: str | None = None, budget: dict[str, Any] | None = None
-) -> dict[str, Any]:
+def session_metadata(policy: str, *, owner: str | None = None, budget: dict[str, Any] | None = None) -> dict[str, Any]:
     metadata: dict[str, Any] = {"createdBy": CREATED_BY, "permissionPolicy": policy}
     if owner:
         metadata["owner"] = owner

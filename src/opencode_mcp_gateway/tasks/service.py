@@ -206,6 +206,7 @@ class TaskService:
             with contextlib.suppress(OpenCodeError):  # the refusal stands even if the delete fails
                 await self.client.delete_session(created["id"])
             raise
+
     async def _record_budget(self, session: dict[str, Any], budget: Budget) -> None:
         """A follow-up's budget replaces the session's (a session runs one task at a time)."""
         if Budget.of_session(session) == budget:

@@ -5,16 +5,19 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Literal, ParamSpec, TypeVar
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
 import anyio
+from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.request_state import RequestStateSecurity
 from mcp.types import InputRequiredResult, ToolAnnotations
 from pydantic import Field
 
 from .. import __version__, logs
 from ..config import auth_methods
+from ..identity import identity_of_request
 from ..opencode import OpenCodeError, OpenCodeUnavailable
 from ..tasks import InvalidTaskId, TaskError, TaskId, TaskService, UnknownChoice, WorkspaceError, parse_task_id
 from ..tasks.budget import BudgetError, for_call
@@ -79,9 +82,28 @@ def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     return wrapper
 
 
-def build_server(service: TaskService) -> MCPServer:
+def request_state_security(key: str | None) -> RequestStateSecurity | None:
+    """With a key shared by every replica, an input-required result sealed by one replica
+    (protocol 2026-07-28) is unsealed by whichever replica the client's retry reaches.
+    The state is bound to the caller's identity, so another caller cannot replay it."""
+    if not key:
+        return None  # the SDK's per-process key: right for a single gateway
+
+    def principal(ctx: ServerRequestContext[Any, Any]) -> str | None:
+        who = identity_of_request(ctx.request)
+        return who.name if who is not None and who.authenticated else None
+
+    return RequestStateSecurity(keys=[key], bind_principal=principal)
+
+
+def build_server(service: TaskService, *, request_state_key: str | None = None) -> MCPServer:
     settings = service.settings
-    mcp = MCPServer("opencode-mcp-gateway", version=__version__, instructions=INSTRUCTIONS)
+    mcp = MCPServer(
+        "opencode-mcp-gateway",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        request_state_security=request_state_security(request_state_key),
+    )
     as_caller = for_caller(auth_configured=bool(auth_methods(settings)))  # tasks belong to their caller
     lister = TaskLister(service)
     mcp.middleware.append(ToolCalls(lambda name: mcp._tool_manager.get_tool(name) is not None, service.tracker))
