@@ -137,6 +137,7 @@ class OpenCodeSupervisor:
         s = self.settings
         state = Path(s.opencode_state_dir) if s.opencode_state_dir else default_state_dir()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCODE_", "MCP_"))}
+        env.pop("GIT_CREDENTIALS_FILE", None)  # the agent gets no pointer to the gateway's git credentials
         env.update(prepare_state(state))
         env.update(OFFLINE_ENV)
         env.update(

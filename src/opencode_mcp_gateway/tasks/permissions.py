@@ -38,8 +38,16 @@ _ALLOW_ALL = {"permission": "*", "pattern": "*", "action": "allow"}
 _NO_QUESTIONS = {"permission": "question", "pattern": "*", "action": "deny"}
 
 
-def session_metadata(policy: str) -> dict[str, str]:
-    return {"createdBy": CREATED_BY, "permissionPolicy": policy}
+def session_metadata(policy: str, *, workspace: dict[str, Any] | None = None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"createdBy": CREATED_BY, "permissionPolicy": policy}
+    if workspace is not None:
+        metadata["workspace"] = workspace
+    return metadata
+
+
+def is_ours(metadata: dict[str, Any], policy: str) -> bool:
+    """A gateway session of this policy, whatever other keys features add to its metadata."""
+    return metadata.get("createdBy") == CREATED_BY and metadata.get("permissionPolicy") == policy
 
 
 def session_rules(policy: str) -> list[dict[str, str]]:
@@ -183,7 +191,7 @@ class PermissionBroker:
                 session = await self._client.get_session(session_id)
             except OpenCodeError:
                 return False
-            self._ours[session_id] = (session.get("metadata") or {}) == session_metadata(self.policy)
+            self._ours[session_id] = is_ours(session.get("metadata") or {}, self.policy)
             while len(self._ours) > 10_000:
                 self._ours.popitem(last=False)
         return self._ours[session_id]

@@ -6,6 +6,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,8 +39,10 @@ from .views import (
     RetryInfo,
     TaskView,
     Tokens,
+    WorkspaceView,
 )
 from .workspace import resolve_directory
+from .workspaces import Plan, Record, Workspaces
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +115,10 @@ class TaskService:
         hub: EventHub,
         broker: PermissionBroker,
         catalog: Catalog,
+        workspaces: Workspaces | None = None,
     ) -> None:
         self.settings = settings
+        self.workspaces = workspaces or Workspaces(settings, client)
         self.client = client
         self.hub = hub
         self.broker = broker
@@ -145,9 +150,20 @@ class TaskService:
         directory: str | None = None,
         title: str | None = None,
         task_id: str | None = None,
+        repository: str | None = None,
+        ref: str | None = None,
+        branch: str | None = None,
+        push: bool = False,
+        isolate: bool = False,
     ) -> TaskId:
         if not prompt or not prompt.strip():
             raise TaskError("prompt is empty: say what OpenCode should do, e.g. 'Add a docstring to calc.py'")
+        plan = None
+        if task_id and (repository or ref or branch or push or isolate):
+            raise TaskError(
+                "a follow-up continues in its task's worktree and branch: leave repository, ref, branch, push "
+                "and isolate out"
+            )
         if task_id:
             earlier = parse_task_id(task_id)
             session = await self._session(earlier.session_id)
@@ -157,24 +173,52 @@ class TaskService:
                     f"a follow-up runs in its task's directory ({workdir}); leave directory out or start a new task"
                 )
         else:
-            workdir = resolve_directory(directory, self.settings.workspace_root)
+            plan = await self.workspaces.prepare(
+                repository=repository, ref=ref, branch=branch, push=push, isolate=isolate, directory=directory
+            )
+            workdir = plan.record.directory if plan else resolve_directory(directory, self.settings.workspace_root)
+        try:
+            return await self._start(prompt, agent, model, workdir, title, task_id, plan)
+        except BaseException:
+            if plan:  # no task runs there: the worktree goes (the branch too, if unnamed)
+                with anyio.CancelScope(shield=True):
+                    await self.workspaces.discard(plan)
+            raise
+
+    async def _start(
+        self,
+        prompt: str,
+        agent: str | None,
+        model: str | None,
+        workdir: str | None,
+        title: str | None,
+        task_id: str | None,
+        plan: Plan | None,
+    ) -> TaskId:
         agent = agent or self.settings.default_agent
         await self.catalog.check_agent(agent, workdir)
         chosen = model or self.settings.default_model
         provider_model = await self.catalog.check_model(chosen, workdir) if chosen else None
+        message_id = new_message_id()
         if task_id:
-            session_id = earlier.session_id
+            session_id = parse_task_id(task_id).session_id
+            resumed = await self.workspaces.resume(session_id, str(TaskId(session_id, message_id)))
+            if resumed:
+                self._remember(resumed)
         else:
             name = (title or prompt.strip().splitlines()[0])[:80]
             created = await self.client.create_session(
                 directory=workdir,
                 title=f"{self.settings.session_title_prefix}: {name}",
                 permission=session_rules(self.settings.permission_policy),
-                metadata=session_metadata(self.settings.permission_policy),
+                metadata=session_metadata(
+                    self.settings.permission_policy, workspace=asdict(plan.record) if plan else None
+                ),
             )
             session_id = created["id"]
+            if plan:
+                created = await self.workspaces.adopt(plan, created, str(TaskId(session_id, message_id)))
             self._remember(created)
-        message_id = new_message_id()
         await self.client.prompt_async(
             session_id, message_id=message_id, text=prompt, agent=agent, model=provider_model
         )
@@ -203,9 +247,14 @@ class TaskService:
             if pending:
                 state.status = "waiting_for_input"
         files: list[FileChange] = []
-        if with_files and (state.terminal or pending) and state.touched_files:
+        record = Record.of(session)
+        if record and state.terminal:
+            record = await self.workspaces.settle(tid.session_id)
+        if with_files and (state.terminal or pending) and (state.touched_files or record):
             files = await self._files_changed(tid)
-        return self._assemble(tid, session, state, pending, files), state
+        view = self._assemble(tid, session, state, pending, files)
+        view.workspace = WorkspaceView.model_validate(asdict(record)) if record else None
+        return view, state
 
     async def _resolve(self, tid: TaskId) -> tuple[dict[str, Any], list[dict[str, Any]], TaskId]:
         """The task's session, its session's messages, and the task id with its message id
@@ -268,6 +317,7 @@ class TaskService:
             tokens=Tokens(**state.tokens),
             cost=state.cost,
             next_step=_next_step(str(tid), state.status),
+            workspace=None,
         )
 
     # -- wait --------------------------------------------------------------------------
@@ -328,7 +378,7 @@ class TaskService:
                     last_report = time.monotonic()
                 if changed:
                     view, state = await self._read_patiently(tid, idle=idle)
-        if view.status != "running" and state.touched_files:
+        if view.status != "running" and (state.touched_files or view.workspace):
             # the state is fresh: only the changed files are still missing
             view.files_changed = await self._files_changed(parse_task_id(view.task_id))  # `tid` may be bare
         return view
@@ -380,6 +430,9 @@ class TaskService:
         return [FileChange(**bounds.file_summary(f)) for f in await self._diff(tid)]
 
     async def _diff(self, tid: TaskId) -> list[dict[str, Any]]:
+        record = Record.of(await self._session(tid.session_id))
+        if record:  # an isolated task: its whole change against base_commit
+            return await self.workspaces.diff(record)
         try:
             return await self.client.diff(tid.session_id, str(tid.message_id))
         except OpenCodeNotFound:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Literal, ParamSpec, TypeVar
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
@@ -47,6 +47,25 @@ TitleArg = Annotated[str | None, Field(description="short title for the OpenCode
 FollowUpArg = Annotated[
     str | None, Field(description="task_id of an earlier task to continue in the same session, keeping its context")
 ]
+RepositoryArg = Annotated[
+    str | None,
+    Field(
+        description="git URL to work on (https://…, under the gateway's REPOSITORY_ALLOWLIST): the task runs in "
+        "its own worktree and its work is committed to `branch`. Not with directory"
+    ),
+]
+RefArg = Annotated[
+    str | None, Field(description="branch, tag or commit to start from; default: the repository's default branch")
+]
+BranchArg = Annotated[
+    str | None,
+    Field(description="new branch for the task's work; default opencode/<short task id>. Must not exist yet"),
+]
+PushArg = Annotated[bool, Field(description="push `branch` to `repository` when the task's turn completes")]
+IsolateArg = Annotated[
+    bool,
+    Field(description="with directory (a local git repository): work in its own worktree on a new branch instead"),
+]
 
 
 def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -64,6 +83,12 @@ def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             raise ToolError(f"OpenCode error: {exc}") from None
 
     return wrapper
+
+
+def workspace_args(
+    repository: str | None, ref: str | None, branch: str | None, push: bool, isolate: bool
+) -> dict[str, Any]:
+    return {"repository": repository, "ref": ref, "branch": branch, "push": push, "isolate": isolate}
 
 
 def build_server(service: TaskService) -> MCPServer:
@@ -97,6 +122,11 @@ def build_server(service: TaskService) -> MCPServer:
             Field(gt=0, le=86_400, description="how long to wait before returning status 'running' (default 600)"),
         ] = None,
         task_id: FollowUpArg = None,
+        repository: RepositoryArg = None,
+        ref: RefArg = None,
+        branch: BranchArg = None,
+        push: PushArg = False,
+        isolate: IsolateArg = False,
     ) -> TaskView | InputRequiredResult:
         """Run a coding task with OpenCode and wait for it to finish.
 
@@ -108,7 +138,13 @@ def build_server(service: TaskService) -> MCPServer:
             tid = await apply_answers(service, ctx)
         else:
             tid = await service.submit(
-                prompt=prompt, agent=agent, model=model, directory=directory, title=title, task_id=task_id
+                prompt=prompt,
+                agent=agent,
+                model=model,
+                directory=directory,
+                title=title,
+                task_id=task_id,
+                **workspace_args(repository, ref, branch, push, isolate),
             )
         asking = settings.permission_policy == "ask"
         try:
@@ -143,13 +179,24 @@ def build_server(service: TaskService) -> MCPServer:
         directory: DirectoryArg = None,
         title: TitleArg = None,
         task_id: FollowUpArg = None,
+        repository: RepositoryArg = None,
+        ref: RefArg = None,
+        branch: BranchArg = None,
+        push: PushArg = False,
+        isolate: IsolateArg = False,
     ) -> TaskView:
         """Start a coding task with OpenCode and return its task_id at once (status 'running').
 
         Follow it with get_task_status; read results with get_task_messages and
         get_task_diff; stop it with abort_task. Disconnecting does not stop it."""
         tid = await service.submit(
-            prompt=prompt, agent=agent, model=model, directory=directory, title=title, task_id=task_id
+            prompt=prompt,
+            agent=agent,
+            model=model,
+            directory=directory,
+            title=title,
+            task_id=task_id,
+            **workspace_args(repository, ref, branch, push, isolate),
         )
         return await service.view(tid, with_files=False)
 
