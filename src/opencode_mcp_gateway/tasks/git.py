@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -147,6 +148,7 @@ class Git:
                 stderr=subprocess.PIPE,
                 pass_fds=(fd,) if fd is not None else (),
                 text=True,
+                start_new_session=True,  # its helpers (git-remote-https) are stopped with it
             )
             stopped, out, err = _supervise(proc, timeout, watch)
         if stopped:
@@ -199,6 +201,7 @@ def _supervise(
         if reason is None and time.monotonic() >= deadline:
             reason = f"timed out after {timeout:g}s"
         if reason:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
             return reason, out, err

@@ -118,9 +118,12 @@ class Repos:
         """Clones or fetches `url` into its cached clone; returns it and the default branch."""
         cache, clean = self.cache_for(url), clean_url(url)
         credential = find_credential(url, self.credentials_file)
-        listing = self.git.run(
-            ["ls-remote", "--symref", clean, "HEAD"], url=clean, credential=credential, timeout=self.timeout
-        )
+        try:
+            listing = self.git.run(
+                ["ls-remote", "--symref", clean, "HEAD"], url=clean, credential=credential, timeout=self.timeout
+            )
+        except RepositoryError as exc:
+            raise RepositoryError(f"reading {clean} stopped: {exc} {self._limits}") from None
         if listing.code != 0:
             raise _network_error(clean, listing.err)
         default = next(
@@ -147,10 +150,7 @@ class Repos:
                 )
             except RepositoryError as exc:
                 self._discard(cache, fresh)
-                raise RepositoryError(
-                    f"fetching {clean} stopped: {exc} (REPOSITORY_FETCH_TIMEOUT_SECONDS={self.timeout:g}, "
-                    f"REPOSITORY_MAX_SIZE_MB={self.max_bytes // 2**20})"
-                ) from None
+                raise RepositoryError(f"fetching {clean} stopped: {exc} {self._limits}") from None
             if fetched.code != 0:
                 self._discard(cache, fresh)
                 raise _network_error(clean, fetched.err)
@@ -158,6 +158,10 @@ class Repos:
                 self._discard(cache, fresh)
                 raise RepositoryError(f"fetching {clean} stopped: {reason}")
         return cache, default
+
+    @property
+    def _limits(self) -> str:
+        return f"(REPOSITORY_FETCH_TIMEOUT_SECONDS={self.timeout:g}, REPOSITORY_MAX_SIZE_MB={self.max_bytes // 2**20})"
 
     def _over_limit(self, cache: Path) -> str | None:
         size = sum(f.stat().st_size for f in (cache / "objects").rglob("*") if f.is_file())
