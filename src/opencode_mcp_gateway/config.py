@@ -108,7 +108,7 @@ class Settings(BaseSettings):
             if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
                 raise ValueError(
                     f"each entry must be an http(s) URL prefix without credentials, such as "
-                    f"https://git.example.com/team/ (got {prefix!r})"
+                    f"https://git.example.com/team/ (got {parts._replace(netloc=parts.hostname or '').geturl()!r})"
                 )
         return value
 
