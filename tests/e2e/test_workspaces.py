@@ -176,6 +176,31 @@ async def test_an_async_task_is_committed_with_nobody_waiting(ws_gateway: Gatewa
     assert status["workspace"]["head_commit"] == setup.server.branch("proj", branch)
 
 
+async def test_replicas_commit_once_and_other_gateways_keep_out(
+    ws_gateway: Gateway, gateways: Any, setup: Setup, tmp_path: Path
+) -> None:
+    """A replica on the same WORKSPACES_DIR races for every commit; a gateway with other
+    settings (no credentials, its own directory) on the same OpenCode must not touch the task."""
+    replica = Gateway(tmp_path / "replica", {k: v for k, v in ws_gateway.env.items() if k != "PORT"}).start()
+    bystander: Gateway = gateways.get(
+        REPOSITORY_ALLOWLIST=f"{setup.server.url}/", WORKSPACES_DIR=str(tmp_path / "elsewhere")
+    )
+    try:
+        for _ in range(3):
+            prompt = script(write("raced.txt", "once\n"), {"text": "ok"})
+            done = await run(ws_gateway, prompt=prompt, repository=setup.repo(), push=True)
+            ws = done["workspace"]
+            assert ws["pushed"] is True and ws["push_error"] is None, ws
+            await anyio.sleep(1.0)  # let every watcher have its go
+            seen = await call(replica, "get_task_status", task_id=done["task_id"])
+            assert seen["workspace"] == ws
+            commits = git("rev-list", f"{ws['base_commit']}..{ws['branch']}", cwd=Path(ws["directory"])).split()
+            assert commits == [ws["head_commit"]], "exactly one commit for one turn"
+        assert "push of" not in bystander.logs() and "could not commit" not in bystander.logs()
+    finally:
+        replica.stop()
+
+
 async def test_isolate_on_a_local_repository(ws_gateway: Gateway, tmp_path: Path) -> None:
     local = git_repo(tmp_path / "mine")
     before = git("rev-parse", "HEAD", cwd=local).strip()

@@ -121,7 +121,8 @@ class Git:
     ) -> GitResult:
         """One git command. `url`: the network URL it talks to (enables its transport only).
         `watch`: polled while it runs; a returned reason stops it (a size limit)."""
-        config = ["-c", "core.hooksPath=" + os.devnull, "-c", "core.fsmonitor=false", "-c", "credential.helper="]
+        config = ["-c", "core.hooksPath=" + os.devnull, "-c", "core.fsmonitor=false", "-c", "commit.gpgsign=false"]
+        config += ["-c", "credential.helper="]
         config += ["-c", "protocol.allow=never"]
         if url:
             config += ["-c", f"protocol.{urlsplit(url).scheme}.allow=always"]

@@ -195,7 +195,7 @@ class Repos:
         result = self.git.run(["rev-parse", "--path-format=absolute", "--git-common-dir"], cwd=directory)
         if result.code != 0:
             raise RepositoryError(
-                f"isolate needs a git repository, and {directory} is not one: run `git init` and commit there, "
+                f"{directory} is not a git repository, and isolate needs one: run `git init` and commit there, "
                 "or leave isolate out"
             )
         return Path(result.out.strip())
@@ -241,7 +241,7 @@ class Repos:
         identity = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email}
         identity |= {"GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email}
         self.git.check(
-            ["-c", "commit.gpgsign=false", "commit", "-q", "--no-verify", "-m", message, "-m", trailer],
+            ["commit", "-q", "--no-verify", "-m", message, "-m", trailer],
             extra_env=identity,
             **at,
         )

@@ -179,8 +179,8 @@ class Workspaces:
         """Commits the turn's changes, pushes if asked, and records the outcome. Idempotent."""
         session = await self.client.get_session(session_id)
         record = Record.of(session)
-        if record is None or not record.branch or not await anyio.Path(record.git_dir).is_dir():
-            return record  # not isolated, or its files live on another worker
+        if record is None or not record.branch or not self._owns(record):
+            return record  # not isolated, or another gateway's (another worker, or other settings)
         async with self._locked(record.tree):
             session = await self.client.get_session(session_id)  # another process may have settled it
             record = Record.of(session) or record
@@ -222,7 +222,8 @@ class Workspaces:
                     if event.get("type") != "session.idle" or not sid or sid in self._plain:
                         continue
                     try:
-                        if await self.settle(sid) is None:
+                        record = await self.settle(sid)
+                        if record is None or not self._owns(record):
                             self._plain[sid] = True
                             while len(self._plain) > 10_000:
                                 self._plain.popitem(last=False)
@@ -254,6 +255,11 @@ class Workspaces:
         log.info("removed worktree %s, idle for more than WORKSPACE_TTL_HOURS", tree.path)
 
     # -- helpers --------------------------------------------------------------------------------------
+    def _owns(self, record: Record) -> bool:
+        """Its worktree is under this gateway's WORKSPACES_DIR: gateways sharing that directory
+        share its locks and settings; any other gateway on the same OpenCode leaves it alone."""
+        return Path(record.directory).parent == self.root / "worktrees" and os.path.isdir(record.git_dir)
+
     async def _save(self, session: dict[str, Any], record: Record) -> dict[str, Any]:
         metadata = {**(session.get("metadata") or {}), "workspace": asdict(record)}
         return await self.client.update_session_metadata(session["id"], metadata)
