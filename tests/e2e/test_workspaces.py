@@ -292,6 +292,18 @@ async def test_credentials_never_leak(ws_gateway: Gateway, setup: Setup) -> None
     assert setup.credentials.read_text() == setup.before, "GIT_CREDENTIALS_FILE is never rewritten"
 
 
+async def test_a_credential_in_the_url_is_used_but_never_shown(gateways: Any, setup: Setup, tmp_path: Path) -> None:
+    gateway: Gateway = gateways.get(REPOSITORY_ALLOWLIST=f"{setup.server.url}/", WORKSPACES_DIR=str(tmp_path))
+    with_credential = setup.repo().replace("://", f"://alice:{PASSWORD}@")
+    prompt = script(write("inline.txt", "1\n"), {"text": "ok"})
+    done = await run(gateway, prompt=prompt, repository=with_credential, push=True)
+    ws = done["workspace"]
+    assert ws["repository"] == setup.repo() and ws["pushed"] is True, ws
+    assert setup.server.branch("proj", ws["branch"]) == ws["head_commit"]
+    assert PASSWORD not in json.dumps(done) and PASSWORD not in gateway.logs()
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and PASSWORD.encode() in p.read_bytes()]
+
+
 def test_spawned_opencode_gets_no_pointer_to_the_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from opencode_mcp_gateway.config import Settings
     from opencode_mcp_gateway.supervisor import OpenCodeSupervisor
