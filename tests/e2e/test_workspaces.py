@@ -201,6 +201,20 @@ async def test_replicas_commit_once_and_other_gateways_keep_out(
         replica.stop()
 
 
+async def test_a_refused_task_leaves_no_worktree_or_branch_behind(ws_gateway: Gateway, setup: Setup) -> None:
+    before = set((setup.workspaces / "worktrees").iterdir())
+    async with mcp_session(ws_gateway.mcp_url) as s:
+        refused = await s.call_tool(
+            "run_coding_task",
+            {"prompt": "x", "repository": setup.repo(), "branch": "retry/me", "agent": "no-such-agent"},
+        )
+    assert refused.is_error and "no-such-agent" in error_text(refused)
+    assert set((setup.workspaces / "worktrees").iterdir()) == before
+    done = await run(ws_gateway, prompt=script({"text": "ok"}), repository=setup.repo(), branch="retry/me")
+    assert done["status"] == "completed" and done["workspace"]["branch"] == "retry/me"
+    assert done["workspace"]["head_commit"] == done["workspace"]["base_commit"], "nothing changed"
+
+
 async def test_isolate_on_a_local_repository(ws_gateway: Gateway, tmp_path: Path) -> None:
     local = git_repo(tmp_path / "mine")
     before = git("rev-parse", "HEAD", cwd=local).strip()

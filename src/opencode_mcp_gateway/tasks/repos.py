@@ -250,10 +250,13 @@ class Repos:
     def head(self, common: Path, branch: str) -> str:
         return self.git.check(["rev-parse", "--verify", f"refs/heads/{branch}^{{commit}}"], git_dir=common).strip()
 
-    def remove_worktree(self, tree: Tree) -> None:
+    def remove_worktree(self, tree: Tree, branch: str | None = None) -> None:
+        """Removes the worktree (its branch stays unless named here)."""
         self.git.run(["worktree", "remove", "--force", str(tree.path)], git_dir=tree.common)
         shutil.rmtree(tree.path, ignore_errors=True)
         self.git.run(["worktree", "prune"], git_dir=tree.common)
+        if branch:
+            self.git.run(["branch", "-q", "-D", branch], git_dir=tree.common)
 
 
 def _network_error(url: str, err: str, *, pushing: bool = False) -> RepositoryError:

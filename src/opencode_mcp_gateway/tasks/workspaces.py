@@ -158,8 +158,9 @@ class Workspaces:
         return await self._save(session, record)
 
     async def discard(self, plan: Plan) -> None:
+        """Undoes `prepare` when no task came of it: the worktree, and the branch it created."""
         with contextlib.suppress(RepositoryError):
-            await anyio.to_thread.run_sync(self.repos.remove_worktree, plan.record.tree)
+            await anyio.to_thread.run_sync(self.repos.remove_worktree, plan.record.tree, plan.record.branch)
 
     async def resume(self, session_id: str, task_id: str) -> dict[str, Any] | None:
         """A follow-up: the same worktree (put back if the janitor took it), a new task id."""
@@ -168,7 +169,7 @@ class Workspaces:
         if record is None:
             return None
         async with self._locked(record.tree):
-            if not record.tree.exists() and record.branch:
+            if not record.tree.exists() and record.branch and self._here(record):
                 await anyio.to_thread.run_sync(self.repos.restore_worktree, record.tree, record.branch)
             self._note(record.tree, session_id)
             record.task_id = task_id
@@ -258,7 +259,10 @@ class Workspaces:
     def _owns(self, record: Record) -> bool:
         """Its worktree is under this gateway's WORKSPACES_DIR: gateways sharing that directory
         share its locks and settings; any other gateway on the same OpenCode leaves it alone."""
-        return Path(record.directory).parent == self.root / "worktrees" and os.path.isdir(record.git_dir)
+        return self._here(record) and os.path.isdir(record.git_dir)
+
+    def _here(self, record: Record) -> bool:
+        return Path(record.directory).parent == self.root / "worktrees"
 
     async def _save(self, session: dict[str, Any], record: Record) -> dict[str, Any]:
         metadata = {**(session.get("metadata") or {}), "workspace": asdict(record)}
