@@ -202,16 +202,20 @@ async def test_replicas_commit_once_and_other_gateways_keep_out(
 
 
 async def test_a_refused_task_leaves_no_worktree_or_branch_behind(ws_gateway: Gateway, setup: Setup) -> None:
-    before = set((setup.workspaces / "worktrees").iterdir())
+    worktrees = setup.workspaces / "worktrees"
+    before = set(worktrees.iterdir()) if worktrees.exists() else set()
     async with mcp_session(ws_gateway.mcp_url) as s:
         refused = await s.call_tool(
             "run_coding_task",
             {"prompt": "x", "repository": setup.repo(), "branch": "retry/me", "agent": "no-such-agent"},
         )
     assert refused.is_error and "no-such-agent" in error_text(refused)
-    assert set((setup.workspaces / "worktrees").iterdir()) == before
-    done = await run(ws_gateway, prompt=script({"text": "ok"}), repository=setup.repo(), branch="retry/me")
+    assert (set(worktrees.iterdir()) if worktrees.exists() else set()) == before
+    done = await run(
+        ws_gateway, prompt=script({"text": "ok"}), repository=setup.repo(), branch="retry/me", ref="refs/heads/main"
+    )
     assert done["status"] == "completed" and done["workspace"]["branch"] == "retry/me"
+    assert done["workspace"]["base_commit"] == setup.server.branch("proj", "main"), "a full ref name works too"
     assert done["workspace"]["head_commit"] == done["workspace"]["base_commit"], "nothing changed"
 
 

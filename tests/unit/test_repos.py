@@ -71,6 +71,12 @@ def test_option_like_or_odd_names_are_refused(name: str) -> None:
         check_ref_name(name, "branch")
 
 
+def test_a_branch_is_a_short_name_while_a_ref_may_be_full() -> None:
+    assert check_ref_name("refs/heads/main", "ref") == "refs/heads/main"
+    with pytest.raises(RepositoryError, match="not a valid name"):
+        check_ref_name("refs/heads/mine", "branch")
+
+
 def test_credentials_file_most_specific_entry_wins(tmp_path: Path) -> None:
     creds = tmp_path / "creds"
     creds.write_text(

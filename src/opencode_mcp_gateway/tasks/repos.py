@@ -38,6 +38,7 @@ def check_ref_name(value: str, what: str) -> str:
         or name.endswith(("/", ".", ".lock"))
         or "/." in name
         or name in ("HEAD", "@")
+        or (what == "branch" and name.startswith("refs/"))
     )
     if bad:
         raise RepositoryError(
@@ -205,7 +206,10 @@ class Repos:
 
     # -- refs, worktrees, commits ----------------------------------------------------------------
     def resolve(self, common: Path, ref: str, *, remote: bool) -> str | None:
-        candidates = [f"refs/remotes/origin/{ref}", f"refs/tags/{ref}"] if remote else [ref]
+        short = ref.removeprefix("refs/heads/")
+        candidates = (
+            [f"refs/remotes/origin/{short}", f"refs/tags/{ref.removeprefix('refs/tags/')}"] if remote else [ref]
+        )
         if _HEX.match(ref):
             candidates.append(ref)
         for candidate in candidates:
