@@ -7,6 +7,7 @@ stops start-up with one line that names the variable (see `load_settings`).
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from typing import Literal
 from urllib.parse import urlsplit
@@ -111,6 +112,15 @@ class Settings(BaseSettings):
     gateway_peers: str = ""
     request_state_key: SecretStr | None = None
 
+    # Repository workspaces: tasks on a repository (or isolated) get their own worktree and branch.
+    repository_allowlist: str = ""
+    git_credentials_file: str | None = None
+    git_commit_author: str = "OpenCode Gateway <opencode-gateway@localhost>"
+    workspace_ttl_hours: float = Field(72.0, gt=0)
+    workspaces_dir: str | None = None
+    repository_fetch_timeout_seconds: float = Field(300.0, gt=0)
+    repository_max_size_mb: int = Field(2048, gt=0)
+
     @field_validator("mcp_path")
     @classmethod
     def _path(cls, value: str) -> str:
@@ -181,6 +191,25 @@ class Settings(BaseSettings):
                 raise ValueError(f"{default.upper()} ({low:g}) must not exceed {ceiling.upper()} ({high:g})")
         return self
 
+    @field_validator("repository_allowlist")
+    @classmethod
+    def _allowlist(cls, value: str) -> str:
+        for prefix in (p.strip() for p in value.split(",") if p.strip()):
+            parts = urlsplit(prefix)
+            if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+                raise ValueError(
+                    f"each entry must be an http(s) URL prefix without credentials, such as "
+                    f"https://git.example.com/team/ (got {parts._replace(netloc=parts.hostname or '').geturl()!r})"
+                )
+        return value
+
+    @field_validator("git_commit_author")
+    @classmethod
+    def _author(cls, value: str) -> str:
+        if not re.fullmatch(r"[^<>\n]+ <[^<>\s]+>", value.strip()):
+            raise ValueError(f"must be 'Name <email>', such as 'OpenCode Gateway <bot@example.com>' (got {value!r})")
+        return value.strip()
+
     @model_validator(mode="after")
     def _spawn_needs_provider(self) -> Settings:
         if self.spawn_opencode:
@@ -239,6 +268,25 @@ class Settings(BaseSettings):
     @property
     def required_scope_list(self) -> list[str]:
         return [s for s in self.oauth_required_scopes.replace(",", " ").split() if s]
+
+    @property
+    def repository_allow_list(self) -> list[str]:
+        return [p.strip() for p in self.repository_allowlist.split(",") if p.strip()]
+
+    @property
+    def git_author(self) -> tuple[str, str]:
+        name, _, email = self.git_commit_author.partition(" <")
+        return name, email.rstrip(">")
+
+    @property
+    def workspaces_path(self) -> str:
+        """Where cached clones and task worktrees live: on the volume the OpenCode worker sees."""
+        if self.workspaces_dir:
+            return self.workspaces_dir
+        base = self.workspace_root or self.workspace_dir
+        if base:
+            return os.path.join(base, ".opencode-workspaces")
+        return os.path.join(os.path.expanduser("~"), ".local", "share", "opencode-mcp-gateway", "workspaces")
 
     @property
     def opencode_port(self) -> int:

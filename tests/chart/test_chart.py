@@ -44,6 +44,9 @@ EVERYTHING = {
     "serviceAccount.annotations.owner": "platform",
     "gateway.extraEnv[0].name": "PROGRESS_INTERVAL_SECONDS",
     "gateway.extraEnv[0].value": "5",
+    "repositories.allowlist": "https://git.example.com/team/",
+    "repositories.credentialsSecret": "team-git-credentials",
+    "repositories.commitAuthor": "Team Bot <bot@example.com>",
 }
 INGRESS = {
     **EVERYTHING,
@@ -347,6 +350,23 @@ def test_oauth_needs_a_public_url() -> None:
     assert env_of(docs)["PUBLIC_URL"]["value"] == "https://ocgw.example.com"
 
 
+def test_repository_settings_and_the_credentials_secret_mounted_read_only() -> None:
+    docs = render(EVERYTHING)
+    env = env_of(docs)
+    assert env["REPOSITORY_ALLOWLIST"]["value"] == "https://git.example.com/team/"
+    assert env["GIT_COMMIT_AUTHOR"]["value"] == "Team Bot <bot@example.com>"
+    assert env["WORKSPACE_TTL_HOURS"]["value"] == "72"
+    path = env["GIT_CREDENTIALS_FILE"]["value"]
+    mount = next(m for m in container(docs)["volumeMounts"] if m["name"] == "git-credentials")
+    assert mount["readOnly"] is True and path == mount["mountPath"] + "/credentials"
+    volumes = by_kind(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    secret = next(v for v in volumes if v["name"] == "git-credentials")["secret"]
+    assert secret["secretName"] == "team-git-credentials"
+    assert secret["items"] == [{"key": "git-credentials", "path": "credentials"}]
+    plain = env_of(render(EXAMPLE))
+    assert "REPOSITORY_ALLOWLIST" not in plain and "GIT_CREDENTIALS_FILE" not in plain, "off unless configured"
+
+
 @pytest.mark.parametrize(
     ("key", "value"),
     [("gateway.apiKeys.ci", "short"), ("gateway.oauth.issuer", "keycloak.example.com"), ("gateway.oauth.scopes", "x")],
@@ -361,3 +381,16 @@ def test_notes_tell_how_to_sign_in() -> None:
     notes = out.split("NOTES:", 1)[1]
     assert "https://gw.apps.example.com/.well-known/oauth-protected-resource/mcp" in notes
     assert "gw-opencode-mcp-gateway-api-keys" in notes and "mcpBearerToken is empty" not in notes
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("repositories.allowlist", "https://bot:token@git.example.com/"),
+        ("repositories.allowlist", "file:///srv/git"),
+        ("repositories.commitAuthor", "just a name"),
+    ],
+)
+def test_bad_repository_values_are_refused(key: str, value: str) -> None:
+    result = helm("template", "gw", str(CHART), *sets({**EXAMPLE, key: value}), check=False)
+    assert result.returncode != 0 and key.split(".")[1] in result.stderr, result.stderr

@@ -175,7 +175,8 @@ class OpenCodeClient:
         result: JSON = await self._request("GET", f"/session/{session_id}")
         return result
 
-    async def update_session(self, session_id: str, *, metadata: JSON) -> JSON:
+    async def update_session_metadata(self, session_id: str, metadata: JSON) -> JSON:
+        """Replaces the session's metadata (OpenCode keeps no other keys): pass all of it."""
         result: JSON = await self._request("PATCH", f"/session/{session_id}", json={"metadata": metadata})
         return result
 

@@ -38,12 +38,22 @@ _ALLOW_ALL = {"permission": "*", "pattern": "*", "action": "allow"}
 _NO_QUESTIONS = {"permission": "question", "pattern": "*", "action": "deny"}
 
 
-def session_metadata(policy: str, *, owner: str | None = None, budget: dict[str, Any] | None = None) -> dict[str, Any]:
+def session_metadata(
+    policy: str,
+    *,
+    owner: str | None = None,
+    budget: dict[str, Any] | None = None,
+    workspace: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What every replica reads back from the session: who made it and under which policy,
+    and each feature's own record (the caller who owns it, its budget, its workspace)."""
     metadata: dict[str, Any] = {"createdBy": CREATED_BY, "permissionPolicy": policy}
     if owner:
         metadata["owner"] = owner
     if budget:
         metadata["budget"] = budget
+    if workspace is not None:
+        metadata["workspace"] = workspace
     return metadata
 
 

@@ -7,6 +7,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,8 +43,10 @@ from .views import (
     RetryInfo,
     TaskView,
     Tokens,
+    WorkspaceView,
 )
 from .workspace import WorkspaceError, check_inside_root, confirm_session_directory, resolve_directory
+from .workspaces import Plan, Record, Workspaces
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +120,11 @@ class TaskService:
         broker: PermissionBroker,
         catalog: Catalog,
         tracker: TaskTracker | None = None,
+        workspaces: Workspaces | None = None,
     ) -> None:
         self.settings = settings
         self.tracker = tracker
+        self.workspaces = workspaces or Workspaces(settings, client)
         self.client = client
         self.hub = hub
         self.broker = broker
@@ -152,28 +157,67 @@ class TaskService:
         title: str | None = None,
         task_id: str | None = None,
         budget: Budget | None = None,
+        repository: str | None = None,
+        ref: str | None = None,
+        branch: str | None = None,
+        push: bool = False,
+        isolate: bool = False,
     ) -> TaskId:
         if not prompt or not prompt.strip():
             raise TaskError("prompt is empty: say what OpenCode should do, e.g. 'Add a docstring to calc.py'")
+        plan = None
+        session = None
+        if task_id and (repository or ref or branch or push or isolate):
+            raise TaskError(
+                "a follow-up continues in its task's worktree and branch: leave repository, ref, branch, push "
+                "and isolate out"
+            )
         if task_id:
             earlier = parse_task_id(task_id)
             session = await self._session(earlier.session_id)
             workdir = session.get("directory")
-            check_inside_root(str(workdir or ""), self.settings.workspace_root, shown=str(workdir))
+            if not self.workspaces.owns_session(session):  # its worktree lives under WORKSPACES_DIR
+                check_inside_root(str(workdir or ""), self.settings.workspace_root, shown=str(workdir))
             if directory and resolve_directory(directory, self.settings.workspace_root) != workdir:
                 raise TaskError(
                     f"a follow-up runs in its task's directory ({workdir}); leave directory out or start a new task"
                 )
         else:
-            workdir = resolve_directory(directory, self.settings.workspace_root)
+            plan = await self.workspaces.prepare(
+                repository=repository, ref=ref, branch=branch, push=push, isolate=isolate, directory=directory
+            )
+            workdir = plan.record.directory if plan else resolve_directory(directory, self.settings.workspace_root)
+        try:
+            return await self._start(prompt, agent, model, workdir, title, session, plan, budget or Budget())
+        except BaseException:
+            if plan:  # no task runs there: the worktree goes (the branch too, if unnamed)
+                with anyio.CancelScope(shield=True):
+                    await self.workspaces.discard(plan)
+            raise
+
+    async def _start(
+        self,
+        prompt: str,
+        agent: str | None,
+        model: str | None,
+        workdir: str | None,
+        title: str | None,
+        session: dict[str, Any] | None,
+        plan: Plan | None,
+        budget: Budget,
+    ) -> TaskId:
+        """`session`: the earlier task's session for a follow-up, else None (a new session)."""
         agent = agent or self.settings.default_agent
         await self.catalog.check_agent(agent, workdir)
         chosen = model or self.settings.default_model
         provider_model = await self.catalog.check_model(chosen, workdir) if chosen else None
-        budget = budget or Budget()
-        if task_id:
-            session_id = earlier.session_id
-            await self._record_budget(session, budget)
+        message_id = new_message_id()
+        if session is not None:
+            session_id = session["id"]
+            resumed = await self.workspaces.resume(session_id, str(TaskId(session_id, message_id)))
+            if resumed:
+                self._remember(resumed)
+            await self._record_budget(resumed or session, budget)
         else:
             name = (title or prompt.strip().splitlines()[0])[:80]
             created = await self.client.create_session(
@@ -181,13 +225,17 @@ class TaskService:
                 title=f"{self.settings.session_title_prefix}: {name}",
                 permission=session_rules(self.settings.permission_policy),
                 metadata=session_metadata(
-                    self.settings.permission_policy, owner=owner_to_record(), budget=budget.as_metadata()
+                    self.settings.permission_policy,
+                    owner=owner_to_record(),
+                    budget=budget.as_metadata(),
+                    workspace=asdict(plan.record) if plan else None,
                 ),
             )
             session_id = created["id"]
             await self._confirm_workspace(created, workdir)
+            if plan:
+                created = await self.workspaces.adopt(plan, created, str(TaskId(session_id, message_id)))
             self._remember(created)
-        message_id = new_message_id()
         await self.client.prompt_async(
             session_id, message_id=message_id, text=prompt, agent=agent, model=provider_model
         )
@@ -214,7 +262,7 @@ class TaskService:
         metadata = {k: v for k, v in (session.get("metadata") or {}).items() if k != "budget"}
         if budget.as_metadata():
             metadata["budget"] = budget.as_metadata()
-        self._remember(await self.client.update_session(session["id"], metadata=metadata))
+        self._remember(await self.client.update_session_metadata(session["id"], metadata))
 
     # -- read --------------------------------------------------------------------------
     async def view(self, task_id: str | TaskId, *, with_files: bool = True) -> TaskView:
@@ -239,9 +287,14 @@ class TaskService:
             if pending:
                 state.status = "waiting_for_input"
         files: list[FileChange] = []
-        if with_files and (state.terminal or pending) and state.touched_files:
+        record = Record.of(session)
+        if record and state.terminal:
+            record = await self.workspaces.settle(tid.session_id)
+        if with_files and (state.terminal or pending) and (state.touched_files or record):
             files = await self._files_changed(tid)
-        return self._assemble(tid, session, state, pending, files), state
+        view = self._assemble(tid, session, state, pending, files)
+        view.workspace = WorkspaceView.model_validate(asdict(record)) if record else None
+        return view, state
 
     async def _resolve(self, tid: TaskId) -> tuple[dict[str, Any], list[dict[str, Any]], TaskId]:
         """The task's session, its session's messages, and the task id with its message id
@@ -307,6 +360,7 @@ class TaskService:
             cost=state.cost,
             budget=budget.as_metadata(),
             next_step=_next_step(str(tid), state.status),
+            workspace=None,
         )
 
     # -- wait --------------------------------------------------------------------------
@@ -367,7 +421,7 @@ class TaskService:
                     last_report = time.monotonic()
                 if changed:
                     view, state = await self._read_patiently(tid, idle=idle)
-        if view.status != "running" and state.touched_files:
+        if view.status != "running" and (state.touched_files or view.workspace):
             # the state is fresh: only the changed files are still missing
             view.files_changed = await self._files_changed(parse_task_id(view.task_id))  # `tid` may be bare
         return view
@@ -419,6 +473,9 @@ class TaskService:
         return [FileChange(**bounds.file_summary(f)) for f in await self._diff(tid)]
 
     async def _diff(self, tid: TaskId) -> list[dict[str, Any]]:
+        record = Record.of(await self._session(tid.session_id))
+        if record:  # an isolated task: its whole change against base_commit
+            return await self.workspaces.diff(record)
         try:
             return await self.client.diff(tid.session_id, str(tid.message_id))
         except OpenCodeNotFound:

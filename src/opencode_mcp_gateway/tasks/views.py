@@ -53,6 +53,17 @@ class Tokens(BaseModel):
     cache_write: int = 0
 
 
+class WorkspaceView(BaseModel):
+    repository: str = Field(description="the repository as given (credentials removed), or the local repository")
+    ref: str = Field(description="the branch, tag or commit the task started from")
+    base_commit: str
+    branch: str | None = Field(None, description="the branch the task's work is committed to")
+    head_commit: str | None = Field(None, description="the branch's commit after the turn (base_commit if unchanged)")
+    directory: str = Field(description="the task's worktree on the worker")
+    pushed: bool = False
+    push_error: str | None = Field(None, description="why the push failed (the task itself stays completed)")
+
+
 class TaskView(BaseModel):
     task_id: str
     status: TaskStatus
@@ -74,6 +85,7 @@ class TaskView(BaseModel):
     cost: float = Field(0.0, description="USD, as OpenCode prices the model (0 when it has no price list)")
     budget: dict[str, float] | None = Field(None, description="the task's max_tokens and max_cost_usd, when it has any")
     next_step: str | None = Field(None, description="what the caller can do next")
+    workspace: WorkspaceView | None = Field(None, description="the task's own worktree and branch, when isolated")
 
 
 class ToolCall(BaseModel):

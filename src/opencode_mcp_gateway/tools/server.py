@@ -63,6 +63,25 @@ MaxCostArg = Annotated[
     float | None,
     Field(gt=0, description="abort the task once it has cost more than this many USD (default: TASK_MAX_COST_USD)"),
 ]
+RepositoryArg = Annotated[
+    str | None,
+    Field(
+        description="git URL to work on (https://…, under the gateway's REPOSITORY_ALLOWLIST): the task runs in "
+        "its own worktree and its work is committed to `branch`. Not with directory"
+    ),
+]
+RefArg = Annotated[
+    str | None, Field(description="branch, tag or commit to start from; default: the repository's default branch")
+]
+BranchArg = Annotated[
+    str | None,
+    Field(description="new branch for the task's work; default opencode/<short task id>. Must not exist yet"),
+]
+PushArg = Annotated[bool, Field(description="push `branch` to `repository` when the task's turn completes")]
+IsolateArg = Annotated[
+    bool,
+    Field(description="with directory (a local git repository): work in its own worktree on a new branch instead"),
+]
 
 
 def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -94,6 +113,12 @@ def request_state_security(key: str | None) -> RequestStateSecurity | None:
         return who.name if who is not None and who.authenticated else None
 
     return RequestStateSecurity(keys=[key], bind_principal=principal)
+
+
+def workspace_args(
+    repository: str | None, ref: str | None, branch: str | None, push: bool, isolate: bool
+) -> dict[str, Any]:
+    return {"repository": repository, "ref": ref, "branch": branch, "push": push, "isolate": isolate}
 
 
 def build_server(service: TaskService, *, request_state_key: str | None = None) -> MCPServer:
@@ -130,10 +155,18 @@ def build_server(service: TaskService, *, request_state_key: str | None = None) 
         task_id: str | None,
         max_tokens: int | None,
         max_cost_usd: float | None,
+        workspace: dict[str, Any],
     ) -> TaskId:
         budget = for_call(settings, max_tokens, max_cost_usd)
         tid = await service.submit(
-            prompt=prompt, agent=agent, model=model, directory=directory, title=title, task_id=task_id, budget=budget
+            prompt=prompt,
+            agent=agent,
+            model=model,
+            directory=directory,
+            title=title,
+            task_id=task_id,
+            budget=budget,
+            **workspace,
         )
         logs.task_id.set(str(tid))  # the rest of the call's log records name the new task
         return tid
@@ -155,6 +188,11 @@ def build_server(service: TaskService, *, request_state_key: str | None = None) 
         task_id: FollowUpArg = None,
         max_tokens: MaxTokensArg = None,
         max_cost_usd: MaxCostArg = None,
+        repository: RepositoryArg = None,
+        ref: RefArg = None,
+        branch: BranchArg = None,
+        push: PushArg = False,
+        isolate: IsolateArg = False,
     ) -> TaskView | InputRequiredResult:
         """Run a coding task with OpenCode and wait for it to finish.
 
@@ -165,7 +203,17 @@ def build_server(service: TaskService, *, request_state_key: str | None = None) 
         if ctx.request_state:  # 2026-07-28: the client calls again with answers to our questions
             tid = await apply_answers(service, ctx)
         else:
-            tid = await submit(prompt, agent, model, directory, title, task_id, max_tokens, max_cost_usd)
+            tid = await submit(
+                prompt,
+                agent,
+                model,
+                directory,
+                title,
+                task_id,
+                max_tokens,
+                max_cost_usd,
+                workspace_args(repository, ref, branch, push, isolate),
+            )
         asking = settings.permission_policy == "ask"
         try:
             view = await service.wait(
@@ -203,12 +251,27 @@ def build_server(service: TaskService, *, request_state_key: str | None = None) 
         task_id: FollowUpArg = None,
         max_tokens: MaxTokensArg = None,
         max_cost_usd: MaxCostArg = None,
+        repository: RepositoryArg = None,
+        ref: RefArg = None,
+        branch: BranchArg = None,
+        push: PushArg = False,
+        isolate: IsolateArg = False,
     ) -> TaskView:
         """Start a coding task with OpenCode and return its task_id at once (status 'running').
 
         Follow it with get_task_status; read results with get_task_messages and
         get_task_diff; stop it with abort_task. Disconnecting does not stop it."""
-        tid = await submit(prompt, agent, model, directory, title, task_id, max_tokens, max_cost_usd)
+        tid = await submit(
+            prompt,
+            agent,
+            model,
+            directory,
+            title,
+            task_id,
+            max_tokens,
+            max_cost_usd,
+            workspace_args(repository, ref, branch, push, isolate),
+        )
         return await service.view(tid, with_files=False)
 
     @mcp.tool(annotations=READ_ONLY)

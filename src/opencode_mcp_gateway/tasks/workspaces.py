@@ -1,0 +1,302 @@
+"""Isolated workspaces: each task works in its own worktree on its own branch.
+
+`prepare` checks the caller's input, clones or fetches, and makes the worktree at `ref`;
+`adopt` names the branch once the session exists and records the workspace in the
+session's metadata, where every gateway replica reads it. `settle` runs when a turn
+ends (from whichever of the waiting call, a status read or the idle watcher gets there
+first): under a lock shared by every process on this filesystem it commits what the
+agent changed, pushes if asked, and records head_commit/pushed/push_error. A repeat
+finds nothing to commit and nothing new to push, so it is harmless. The janitor
+removes worktrees idle for WORKSPACE_TTL_HOURS; the branch keeps the work and a
+follow-up puts the worktree back.
+
+The git work happens here, in the gateway process, on the filesystem it shares with
+its OpenCode worker (spawn mode, or the same pod).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from ..config import Settings
+from ..opencode import EventHub, OpenCodeClient, OpenCodeError
+from .branch_diff import branch_diff
+from .git import Git, RepositoryError, find_credential, strip_userinfo
+from .repos import Repos, Tree, check_ref_name, check_repository, clean_url, file_lock
+from .workspace import resolve_directory
+
+log = logging.getLogger(__name__)
+TRAILER = "Opencode-Task-Id"
+
+
+@dataclass
+class Record:
+    """What the session's metadata holds under `workspace` (the view shows all but the last four)."""
+
+    repository: str
+    ref: str
+    base_commit: str
+    branch: str | None
+    head_commit: str | None
+    directory: str
+    pushed: bool
+    push_error: str | None
+    push: bool
+    git_dir: str
+    remote: bool
+    task_id: str | None = None
+
+    @property
+    def tree(self) -> Tree:
+        return Tree(Path(self.directory), Path(self.git_dir))
+
+    @classmethod
+    def of(cls, session: dict[str, Any]) -> Record | None:
+        raw = (session.get("metadata") or {}).get("workspace")
+        if not isinstance(raw, dict):
+            return None
+        return cls(**{k: v for k, v in raw.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class Plan:
+    record: Record
+    url: str | None  # as given (it may carry the caller's own credential): kept in memory only
+
+
+class Workspaces:
+    def __init__(self, settings: Settings, client: OpenCodeClient) -> None:
+        self.settings = settings
+        self.client = client
+        self.root = Path(settings.workspaces_path)
+        self.git = Git(self.root / "home", secrets=self._secrets)
+        self.repos = Repos(
+            self.root,
+            self.git,
+            credentials_file=settings.git_credentials_file,
+            timeout=settings.repository_fetch_timeout_seconds,
+            max_bytes=settings.repository_max_size_mb * 2**20,
+        )
+        self._urls: OrderedDict[str, str] = OrderedDict()  # session -> URL with the caller's credential
+        self._locks: dict[str, anyio.Lock] = {}
+        self._plain: OrderedDict[str, bool] = OrderedDict()  # sessions known to have no workspace
+
+    # -- starting a task -----------------------------------------------------------------------
+    async def prepare(
+        self,
+        *,
+        repository: str | None,
+        ref: str | None,
+        branch: str | None,
+        push: bool,
+        isolate: bool,
+        directory: str | None,
+    ) -> Plan | None:
+        """The workspace a new task asks for, with its worktree made; None for a plain task."""
+        if repository and directory:
+            raise RepositoryError("pass repository or directory, not both: a repository task gets its own worktree")
+        if not repository and not isolate:
+            if ref or branch or push:
+                raise RepositoryError("ref, branch and push need repository (or isolate with a local directory)")
+            return None
+        if push and not repository:
+            raise RepositoryError(
+                "push needs repository: an isolated local task's branch is already in your repository"
+            )
+        ref = check_ref_name(ref, "ref") if ref else None
+        branch = check_ref_name(branch, "branch") if branch else None
+        url: str | None = None
+        if repository:
+            url = check_repository(repository, self.settings.repository_allow_list)
+            common, default = await anyio.to_thread.run_sync(self.repos.sync, url)
+            shown, start = clean_url(url), ref or default
+        else:
+            local = resolve_directory(directory, self.settings.workspace_root)
+            if local is None:
+                raise RepositoryError("isolate needs directory: the local git repository to make a worktree of")
+            common = await anyio.to_thread.run_sync(self.repos.common_dir, Path(local))
+            shown = local
+            current = await anyio.to_thread.run_sync(self.repos.current_branch, common)
+            start = ref or current
+        remote = url is not None
+        base = await anyio.to_thread.run_sync(lambda: self.repos.resolve(common, start, remote=remote))
+        if base is None:
+            raise RepositoryError(f"ref {start!r} not found in {shown}: name a branch, tag or commit it has")
+        taken = bool(branch) and await anyio.to_thread.run_sync(self.repos.branch_exists, common, branch or "")
+        if taken:
+            raise RepositoryError(f"branch {branch!r} already exists in {shown}: choose a new branch name")
+        tree = Tree(self.root / "worktrees" / f"wt-{secrets.token_hex(6)}", common)
+        await anyio.to_thread.run_sync(self.repos.add_worktree, tree, base, branch)
+        self._note(tree, None)
+        record = Record(shown, start, base, branch, None, str(tree.path), False, None, push, str(common), remote)
+        return Plan(record, url)
+
+    async def adopt(self, plan: Plan, session: dict[str, Any], task_id: str) -> dict[str, Any]:
+        """Names the branch after the new session and records the workspace in its metadata."""
+        record, sid = plan.record, session["id"]
+        if record.branch is None:
+            record.branch = f"opencode/{sid.removeprefix('ses_')[-10:]}"
+            await anyio.to_thread.run_sync(self.repos.name_branch, record.tree, record.branch)
+        record.task_id = task_id
+        if plan.url and plan.url != strip_userinfo(plan.url):
+            self._urls[sid] = plan.url
+            while len(self._urls) > 1000:
+                self._urls.popitem(last=False)
+        self._note(record.tree, sid)
+        return await self._save(session, record)
+
+    async def discard(self, plan: Plan) -> None:
+        """Undoes `prepare` when no task came of it: the worktree, and the branch it created."""
+        with contextlib.suppress(RepositoryError):
+            await anyio.to_thread.run_sync(self.repos.remove_worktree, plan.record.tree, plan.record.branch)
+
+    async def resume(self, session_id: str, task_id: str) -> dict[str, Any] | None:
+        """A follow-up: the same worktree (put back if the janitor took it), a new task id."""
+        session = await self.client.get_session(session_id)
+        record = Record.of(session)
+        if record is None:
+            return None
+        async with self._locked(record.tree):
+            if not record.tree.exists() and record.branch and self._here(record):
+                await anyio.to_thread.run_sync(self.repos.restore_worktree, record.tree, record.branch)
+            self._note(record.tree, session_id)
+            record.task_id = task_id
+            return await self._save(session, record)
+
+    # -- when a turn ends --------------------------------------------------------------------------
+    async def settle(self, session_id: str) -> Record | None:
+        """Commits the turn's changes, pushes if asked, and records the outcome. Idempotent."""
+        session = await self.client.get_session(session_id)
+        record = Record.of(session)
+        if record is None or not record.branch or not self._owns(record):
+            return record  # not isolated, or another gateway's (another worker, or other settings)
+        async with self._locked(record.tree):
+            session = await self.client.get_session(session_id)  # another process may have settled it
+            record = Record.of(session) or record
+            assert record.branch
+            if record.tree.exists():
+                title = str(session.get("title") or "").removeprefix(f"{self.settings.session_title_prefix}: ")
+                author = self.settings.git_author
+                trailer = f"{TRAILER}: {record.task_id or session_id}"
+                message = title or "OpenCode task"
+                await anyio.to_thread.run_sync(self.repos.commit_all, record.tree, author, message, trailer)
+                self._note(record.tree, session_id)
+            head = await anyio.to_thread.run_sync(self.repos.head, Path(record.git_dir), record.branch)
+            if head == record.head_commit:
+                return record
+            record.head_commit, record.pushed, record.push_error = head, False, None
+            if record.push and record.remote:
+                url = self._urls.get(session_id, record.repository)
+                try:
+                    await anyio.to_thread.run_sync(self.repos.push, url, record.tree, record.branch)
+                    record.pushed = True
+                except RepositoryError as exc:
+                    record.push_error = str(exc)
+                    log.warning("push of %s for session %s failed: %s", record.branch, session_id, exc)
+            await self._save(session, record)
+            return record
+
+    async def diff(self, record: Record) -> list[dict[str, Any]]:
+        if not await anyio.Path(record.git_dir).is_dir():
+            return []
+        return await anyio.to_thread.run_sync(branch_diff, self.git, record.tree, record.base_commit, record.branch)
+
+    # -- background work ----------------------------------------------------------------------------
+    async def watch(self, hub: EventHub) -> None:
+        """Settles every isolated session that goes idle, also when nobody waits for it."""
+        with hub.subscribe(None) as sub:
+            while True:
+                for event in await sub.next_batch(timeout=60):
+                    sid = (event.get("properties") or {}).get("sessionID")
+                    if event.get("type") != "session.idle" or not sid or sid in self._plain:
+                        continue
+                    try:
+                        record = await self.settle(sid)
+                        if record is None or not self._owns(record):
+                            self._plain[sid] = True
+                            while len(self._plain) > 10_000:
+                                self._plain.popitem(last=False)
+                    except (OpenCodeError, RepositoryError) as exc:
+                        log.warning("could not commit the work of session %s: %s", sid, exc)
+
+    async def janitor(self) -> None:
+        ttl = self.settings.workspace_ttl_hours * 3600
+        while True:
+            await anyio.sleep(min(max(ttl / 4, 1.0), 600.0))
+            for note in sorted((self.root / "state").glob("*.json")):
+                if time.time() - note.stat().st_mtime >= ttl:
+                    try:
+                        await self._expire(note)
+                    except (OpenCodeError, RepositoryError, OSError, ValueError) as exc:
+                        log.warning("janitor could not remove %s: %s", note.stem, exc)
+
+    async def _expire(self, note: Path) -> None:
+        info = json.loads(await anyio.Path(note).read_text())
+        tree = Tree(self.root / "worktrees" / note.stem, Path(info["git_dir"]))
+        sid = info.get("session")
+        if sid and sid in await self.client.session_status(str(tree.path)):
+            return  # still working: not idle, whatever the clock says
+        if sid:
+            await self.settle(sid)  # nothing of the agent's work is lost with the worktree
+        async with self._locked(tree):
+            await anyio.to_thread.run_sync(self.repos.remove_worktree, tree)
+            await anyio.Path(note).unlink(missing_ok=True)
+        log.info("removed worktree %s, idle for more than WORKSPACE_TTL_HOURS", tree.path)
+
+    def owns_session(self, session: dict[str, Any]) -> bool:
+        """The session runs in a worktree this gateway made (under WORKSPACES_DIR), so the
+        WORKSPACE_ROOT rule for caller-chosen directories does not apply to it."""
+        record = Record.of(session)
+        return record is not None and record.directory == session.get("directory") and self._here(record)
+
+    # -- helpers --------------------------------------------------------------------------------------
+    def _owns(self, record: Record) -> bool:
+        """Its worktree is under this gateway's WORKSPACES_DIR: gateways sharing that directory
+        share its locks and settings; any other gateway on the same OpenCode leaves it alone."""
+        return self._here(record) and os.path.isdir(record.git_dir)
+
+    def _here(self, record: Record) -> bool:
+        return Path(record.directory).parent == self.root / "worktrees"
+
+    async def _save(self, session: dict[str, Any], record: Record) -> dict[str, Any]:
+        metadata = {**(session.get("metadata") or {}), "workspace": asdict(record)}
+        return await self.client.update_session_metadata(session["id"], metadata)
+
+    def _note(self, tree: Tree, session_id: str | None) -> None:
+        """Marks the worktree as used now (the janitor's clock) and where it belongs."""
+        note = self.root / "state" / f"{tree.path.name}.json"
+        note.parent.mkdir(parents=True, exist_ok=True)
+        note.write_text(json.dumps({"git_dir": str(tree.common), "session": session_id}))
+
+    @contextlib.asynccontextmanager
+    async def _locked(self, tree: Tree) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(tree.path.name, anyio.Lock())
+        async with lock:
+            cm = file_lock(self.root / "locks" / f"{tree.path.name}.lock")
+            await anyio.to_thread.run_sync(cm.__enter__)
+            try:
+                yield
+            finally:
+                cm.__exit__(None, None, None)
+
+    def _secrets(self) -> list[str]:
+        found = [c.password for u in self._urls.values() if (c := find_credential(u, None))]
+        path = self.settings.git_credentials_file
+        if path and os.path.isfile(path):
+            with contextlib.suppress(OSError):
+                for line in Path(path).read_text().splitlines():
+                    if (c := find_credential(line.strip(), None)) and len(c.password) >= 4:
+                        found.append(c.password)
+        return found
