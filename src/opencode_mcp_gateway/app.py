@@ -113,6 +113,8 @@ def create_app(settings: Settings, supervisor: OpenCodeSupervisor | None = None)
             tg.start_soon(hub.run)
             tg.start_soon(broker.run)
             tg.start_soon(service.watch_session_errors)
+            tg.start_soon(tracker.run)
+            tg.start_soon(watch_opencode)
             tg.start_soon(service.workspaces.watch, hub)
             tg.start_soon(service.workspaces.janitor)
             try:
