@@ -43,8 +43,9 @@ async def mcp_session(
 def data(result: CallToolResult) -> dict[str, Any]:
     """The structured result of a successful call (fails the test on a tool error)."""
     assert not result.is_error, f"tool error: {error_text(result)}"
-    assert result.structured_content is not None
-    return result.structured_content
+    structured: dict[str, Any] | None = result.structured_content
+    assert structured is not None
+    return structured
 
 
 def error_text(result: CallToolResult) -> str:
