@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.support.client import data, error_text
+from tests.support.client import ProgressLines, data, error_text
 from tests.support.fake_opencode import VERSION, Crash, Fail, Hold, Reply, Retry, SessionError, Tool
 from tests.support.in_memory import in_memory_gateway
 
@@ -16,16 +16,8 @@ pytestmark = pytest.mark.anyio
 CALC_PATCH = "--- a/calc.py\n+++ b/calc.py\n@@ -1 +1,2 @@\n def add(a, b):\n+    return a + b\n"
 
 
-class Progress:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
-        self.lines.append(message or "")
-
-
 async def test_a_blocking_task_returns_answer_files_tokens_and_progress() -> None:
-    progress = Progress()
+    progress = ProgressLines()
     found: dict[str, Any] = {}
     async with in_memory_gateway() as gw, gw.mcp() as c:
         edit = Tool("edit", {"filePath": "/srv/project/calc.py"}, files={"calc.py": CALC_PATCH})

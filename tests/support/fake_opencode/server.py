@@ -78,6 +78,7 @@ class FakeOpenCode:
         self.calls: list[str] = []  # "METHOD /route/{template}" of every request, in order
         self.down = False  # every request fails to connect (OpenCode is not running)
         self.stream_refused = False  # new event streams fail to connect
+        self.muted = False  # events are lost while the streams stay open (a gap nobody noticed)
         self._scripts: deque[list[Step]] = deque()
         self._faults: list[Fault] = []
         self._listeners: list[MemoryObjectSendStream[str]] = []
@@ -143,6 +144,10 @@ class FakeOpenCode:
 
     def messages(self, session_id: str) -> list[Json]:
         return self.world.messages[session_id]
+
+    def tool_states(self, session_id: str) -> list[Json]:
+        """The state of each tool call in the session, oldest first."""
+        return [p["state"] for m in self.messages(session_id) for p in m["parts"] if p["type"] == "tool"]
 
     # -- the transport -------------------------------------------------------------------
     async def _handle(self, request: httpx2.Request) -> httpx2.Response:
@@ -263,7 +268,9 @@ class FakeOpenCode:
         reply, note = body["reply"], body.get("message")
         self._emit("permission.replied", {"sessionID": request["sessionID"], "requestID": rid, "reply": reply}, None)
         feedback = f"The user rejected permission to use this specific tool call. {note or ''}".strip()
-        self.world.answer(rid, allow=reply != "reject", output="written", error=feedback, stop=not note)
+        self.world.answer(
+            rid, allow=reply != "reject", output="written", error=feedback, stop=reply == "reject" and not note
+        )
         return _json(True)
 
     def _post_question_rid_reply(self, rid: str, body: Json, **_: Any) -> httpx2.Response:
@@ -300,6 +307,8 @@ class FakeOpenCode:
         return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=frames())
 
     def _emit(self, kind: str, properties: Json, directory: str | None) -> None:
+        if self.muted:
+            return
         payload = {"id": new_id("evt"), "type": kind, "properties": properties}
         where = {"directory": directory or self.directory, "project": "fakeproject"}
         for frame in (
