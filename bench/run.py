@@ -24,6 +24,7 @@ from typing import Any
 import anyio
 import httpx2
 
+from opencode_mcp_gateway.pins import OPENCODE_VERSION
 from tests.support import call_counts
 from tests.support.client import data, mcp_session, script
 from tests.support.fake_llm import FakeLLM
@@ -412,7 +413,7 @@ def render(results: dict[str, Any], size: str, seconds: float) -> str:
         "",
         f"Measured {time.strftime('%Y-%m-%d')} with `make bench` ({size} size, {seconds:.0f} s) on "
         f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}, "
-        f"mcp {version('mcp')}, opencode 1.18.33, fake LLM answering at once.",
+        f"mcp {version('mcp')}, opencode {OPENCODE_VERSION}, fake LLM answering at once.",
         "Every figure is a ratio to a baseline measured in the same run; absolute times drift on a shared machine.",
         "Reproduce: `make bench` (writes this file; `make bench-smoke` runs tiny sizes).",
         "",

@@ -27,10 +27,11 @@ import anyio
 import httpx2
 
 from .config import Settings
+from .pins import OPENCODE_VERSION
 
 log = logging.getLogger(__name__)
 
-PLUGIN_VERSION = "1.18.33"
+PLUGIN_VERSION = OPENCODE_VERSION  # the plugin is released in step with opencode
 LISTENING = "opencode server listening on"
 # No models.dev fetch, no self-update, no LSP downloads; an npm fetch fails at once.
 OFFLINE_ENV = {

@@ -7,6 +7,7 @@ import uuid
 import anyio
 import pytest
 
+from opencode_mcp_gateway.pins import OPENCODE_VERSION
 from tests.support.client import data, error_text, mcp_session, script
 from tests.support.procs import Gateway, OpenCodeServer
 
@@ -151,7 +152,7 @@ async def test_list_agents_and_health_check(gateway: Gateway) -> None:
     assert build["mode"] == "primary" and build["description"]
     assert {"plan", "explore"} <= {a["name"] for a in agents}
     assert health["gateway"] == "ok"
-    assert health["opencode"]["healthy"] is True and health["opencode"]["version"] == "1.18.33"
+    assert health["opencode"]["healthy"] is True and health["opencode"]["version"] == OPENCODE_VERSION
 
 
 @pytest.mark.parametrize(

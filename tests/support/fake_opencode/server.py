@@ -22,10 +22,12 @@ import anyio
 import httpx2
 from anyio.streams.memory import MemoryObjectSendStream
 
+from opencode_mcp_gateway.pins import OPENCODE_VERSION
+
 from .steps import Reply, Step
 from .turns import Json, Turn, World, new_id, now_ms
 
-VERSION = "1.18.33"
+VERSION = OPENCODE_VERSION
 EVENT_ROUTE = "GET /global/event"
 AGENTS: list[Json] = [
     {"name": "build", "description": "The default agent: edits files and runs tools.", "mode": "primary"},
