@@ -61,3 +61,4 @@ async def in_memory_gateway(fake: FakeOpenCode | None = None, **overrides: Any) 
             tg.cancel_scope.cancel()
     finally:
         await client.aclose()
+        fake.cut_stream()

@@ -302,9 +302,14 @@ class FakeOpenCode:
         send.send_nowait(json.dumps({"payload": {"type": "server.connected", "properties": {}}}))
 
         async def frames() -> AsyncIterator[bytes]:
-            async with receive:
-                async for frame in receive:
-                    yield f"data: {frame}\n\n".encode()
+            try:
+                async with receive:
+                    async for frame in receive:
+                        yield f"data: {frame}\n\n".encode()
+            finally:  # the gateway hung up
+                send.close()
+                if send in self._listeners:
+                    self._listeners.remove(send)
 
         return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=frames())
 
