@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import re
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import httpx2
-from anyio.streams.memory import MemoryObjectSendStream
 
 from opencode_mcp_gateway.pins import OPENCODE_VERSION
 
+from .events import EventStream
 from .steps import Reply, Step
 from .turns import Json, Turn, World, new_id, now_ms
 
@@ -80,10 +79,9 @@ class FakeOpenCode:
         self.calls: list[str] = []  # "METHOD /route/{template}" of every request, in order
         self.down = False  # every request fails to connect (OpenCode is not running)
         self.stream_refused = False  # new event streams fail to connect
-        self.muted = False  # events are lost while the streams stay open (a gap nobody noticed)
         self._scripts: deque[list[Step]] = deque()
         self._faults: list[Fault] = []
-        self._listeners: list[MemoryObjectSendStream[str]] = []
+        self.events = EventStream(self.directory)
 
     # -- what tests use ------------------------------------------------------------------
     @property
@@ -136,9 +134,19 @@ class FakeOpenCode:
 
     def cut_stream(self) -> None:
         """End every open event stream (events sent until the gateway reconnects are lost)."""
-        for send in self._listeners:
-            send.close()
-        self._listeners.clear()
+        self.events.cut()
+
+    @property
+    def muted(self) -> bool:
+        """While muted, events are lost and the streams stay open (a gap nobody noticed)."""
+        return self.events.muted
+
+    @muted.setter
+    def muted(self, value: bool) -> None:
+        self.events.muted = value
+
+    def _emit(self, kind: str, properties: Json, directory: str | None) -> None:
+        self.events.emit(kind, properties, directory)
 
     def counts(self, since: int = 0) -> Counter[str]:
         """Calls per route since `len(calls)` was `since`, the event stream left out."""
@@ -169,7 +177,7 @@ class FakeOpenCode:
         if route is None:  # the web UI's single-page-app fallback
             return httpx2.Response(200, text="<!doctype html><html></html>", headers={"content-type": "text/html"})
         if route == EVENT_ROUTE:
-            return self._event_stream()
+            return self.events.open()
         body = json.loads(request.content) if request.content else {}
         params = dict(request.url.params)
         handler = getattr(self, "_" + re.sub(r"\W+", "_", route.lower()).strip("_"))
@@ -294,39 +302,6 @@ class FakeOpenCode:
         self._emit("question.rejected", {"sessionID": request["sessionID"], "requestID": rid}, None)
         self.world.answer(rid, allow=False, output="", error="The user dismissed this question")
         return _json(True)
-
-    # -- the event stream ----------------------------------------------------------------
-    def _event_stream(self) -> httpx2.Response:
-        send, receive = anyio.create_memory_object_stream[str](math.inf)
-        self._listeners.append(send)
-        send.send_nowait(json.dumps({"payload": {"type": "server.connected", "properties": {}}}))
-
-        async def frames() -> AsyncIterator[bytes]:
-            try:
-                async with receive:
-                    async for frame in receive:
-                        yield f"data: {frame}\n\n".encode()
-            finally:  # the gateway hung up
-                send.close()
-                if send in self._listeners:
-                    self._listeners.remove(send)
-
-        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=frames())
-
-    def _emit(self, kind: str, properties: Json, directory: str | None) -> None:
-        if self.muted:
-            return
-        payload = {"id": new_id("evt"), "type": kind, "properties": properties}
-        where = {"directory": directory or self.directory, "project": "fakeproject"}
-        for frame in (
-            json.dumps({**where, "payload": {"type": "sync", "id": payload["id"]}}),
-            json.dumps({**where, "payload": payload}),
-        ):
-            for send in list(self._listeners):
-                try:
-                    send.send_nowait(frame)
-                except anyio.BrokenResourceError:  # the gateway hung up on that stream
-                    self._listeners.remove(send)
 
 
 def _json(value: Any, status: int = 200) -> httpx2.Response:
