@@ -35,6 +35,20 @@ def test_the_dockerfile_states_no_version_of_its_own() -> None:
     assert "--require-hashes -r requirements.lock" in dockerfile
 
 
+def test_the_locks_hold_every_declared_dependency() -> None:
+    """A dependency added to pyproject.toml without `make lock` would never be installed."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    for lock, declared in (
+        ("requirements.lock", project["dependencies"]),
+        ("requirements-dev.lock", project["dependencies"] + project["optional-dependencies"]["dev"]),
+    ):
+        pinned = {
+            m.lower().replace("_", "-") for m in re.findall(r"^([A-Za-z0-9_.-]+)==", (REPO / lock).read_text(), re.M)
+        }
+        names = {re.split(r"[<>=!~\[; ]", d, maxsplit=1)[0].lower().replace("_", "-") for d in declared}
+        assert names <= pinned, f"{lock} lacks {sorted(names - pinned)}: run `make lock`"
+
+
 def test_the_locks_pin_every_package_with_hashes() -> None:
     for lock in ("requirements.lock", "requirements-dev.lock"):
         entries = re.findall(
