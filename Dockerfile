@@ -4,8 +4,12 @@
 # Debian made with debootstrap, as the image test here does).
 # Behind a TLS-intercepting proxy, mount its CA bundle into the build and pass
 # --build-arg npm_config_cafile=<path> --build-arg PIP_CERT=<path> (scripts/image-test.sh does).
+# The versions are not written here: the gateway's is pyproject.toml's, OpenCode's is
+# src/opencode_mcp_gateway/pins.py's (read during the build). Pass them as build args only
+# to label the image (scripts/image-test.sh does); OPENCODE_VERSION also overrides the pin.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
-ARG OPENCODE_VERSION=1.18.33
+ARG OPENCODE_VERSION=""
+ARG GATEWAY_VERSION=""
 
 # --- opencode: only the x64 binary out of the pinned npm package ------------------------
 FROM ${BASE_IMAGE} AS opencode
@@ -16,7 +20,9 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends npm ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /build
-RUN npm pack --silent "opencode-linux-x64@${OPENCODE_VERSION}" \
+COPY src/opencode_mcp_gateway/pins.py ./
+RUN pinned=$(sed -n 's/^OPENCODE_VERSION = "\(.*\)"$/\1/p' pins.py) \
+ && npm pack --silent "opencode-linux-x64@${OPENCODE_VERSION:-$pinned}" \
  && tar -xzf opencode-linux-x64-*.tgz package/bin/opencode \
  && install -m 0755 package/bin/opencode /opencode \
  && rm -rf /build/* ~/.npm
@@ -29,17 +35,21 @@ RUN command -v python3 >/dev/null || { apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv \
     && rm -rf /var/lib/apt/lists/*; }
 WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY src ./src
+COPY requirements.lock ./
+# Dependencies exactly as locked (hashes checked), then the gateway without resolving anything.
 RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-cache-dir --upgrade pip \
- && /opt/venv/bin/pip wheel --no-cache-dir --no-deps -w /wheels . \
- && /opt/venv/bin/pip install --no-cache-dir /wheels/*.whl \
+ && /opt/venv/bin/pip install --no-cache-dir --require-hashes -r requirements.lock
+COPY pyproject.toml README.md ./
+COPY src ./src
+RUN /opt/venv/bin/pip wheel --no-cache-dir --no-deps -w /wheels . \
+ && /opt/venv/bin/pip install --no-cache-dir --no-deps /wheels/*.whl \
  && /opt/venv/bin/pip uninstall -y pip
 
 # --- runtime ------------------------------------------------------------------------------
 FROM ${BASE_IMAGE}
 ARG OPENCODE_VERSION
+ARG GATEWAY_VERSION
 # git: OpenCode's snapshots and diffs; tini: PID 1 that reaps the tools OpenCode runs.
 # python3 only when the base has none (word splitting of that one optional name is wanted).
 # hadolint ignore=DL3008,SC2046
@@ -67,7 +77,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 
 LABEL org.opencontainers.image.title="opencode-mcp-gateway" \
       org.opencontainers.image.description="MCP server (Streamable HTTP) that hands coding tasks to OpenCode" \
-      org.opencontainers.image.version="0.1.0" \
+      org.opencontainers.image.version="${GATEWAY_VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0" \
       io.opencode.version="${OPENCODE_VERSION}"
 

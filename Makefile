@@ -9,15 +9,25 @@ HELM := $(CURDIR)/.tools/bin/helm
 OIDC_PROVIDER := tests/support/oidc/node_modules/oidc-provider/package.json
 export OPENCODE_BIN HELM
 
-.PHONY: setup run test lint unit e2e bench bench-smoke chart-test image-test inspector-check claude-check clean
+.PHONY: setup run test lint lock unit e2e bench bench-smoke chart-test image-test inspector-check claude-check coverage-report clean
 
 setup: $(BIN)/opencode-mcp-gateway $(OPENCODE_BIN) $(HELM) $(OIDC_PROVIDER)
 
-$(BIN)/opencode-mcp-gateway: pyproject.toml
+# Python packages come only from the hashed lock (see "Dependencies" in the README), then the
+# project itself without resolving anything.
+$(BIN)/opencode-mcp-gateway: pyproject.toml requirements-dev.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $@
+
+## Re-resolve requirements.lock (runtime) and requirements-dev.lock (runtime + dev) from
+## pyproject.toml, keeping existing pins; `make lock UPGRADE=--upgrade` moves all to the newest.
+PIP_COMPILE = $(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras \
+  --no-emit-index-url --no-emit-find-links $(UPGRADE)
+lock: $(BIN)/opencode-mcp-gateway
+	$(PIP_COMPILE) --extra otel -o requirements.lock pyproject.toml
+	$(PIP_COMPILE) --extra otel --extra dev -c requirements.lock -o requirements-dev.lock pyproject.toml
 
 # The exactly pinned opencode-ai (it pins its platform binaries exactly in turn). Optional
 # dependencies must stay: the binary is one (never --omit=optional or --ignore-scripts).
@@ -45,17 +55,39 @@ $(HELM): $(BIN)/opencode-mcp-gateway
 run: setup
 	HOST="$${HOST:-127.0.0.1}" $(BIN)/opencode-mcp-gateway --spawn-opencode
 
-## Lint, type-check, then every test (unit and end-to-end against the real opencode serve).
+## Lint, type-check, then every test: the in-memory tier (pure rules, and the gateway on a fake
+## OpenCode), then the chart and end-to-end tests against the real opencode serve. Prints the
+## line coverage of src/ for the in-memory tier alone and for the whole suite.
+COV_DATA := .coverage-data
+COV := $(BIN)/coverage
 test: setup lint
-	$(BIN)/pytest
+	rm -rf $(COV_DATA) && mkdir -p $(COV_DATA)/memory $(COV_DATA)/rest
+	COVERAGE_FILE=$(COV_DATA)/memory/.coverage.run $(COV) run -m pytest tests/unit tests/memory
+	COVERAGE_FILE=$(COV_DATA)/rest/.coverage.run $(COV) run -m pytest tests/chart tests/e2e
+	@$(MAKE) --no-print-directory coverage-report
+
+# The e2e gateways are subprocesses; coverage measures them too (patch = subprocess in
+# pyproject.toml). Each process writes its own .coverage.run.* file; the tiers are combined
+# into *.cov files (named so that `coverage report` finds nothing to combine, and keeps the inputs).
+coverage-report:
+	@$(COV) combine -q --keep --data-file=$(COV_DATA)/memory.cov $(COV_DATA)/memory/.coverage.run.*
+	@$(COV) combine -q --keep --data-file=$(COV_DATA)/all.cov $(COV_DATA)/memory/.coverage.run.* \
+	  $(COV_DATA)/rest/.coverage.run.*
+	@$(COV) report --data-file=$(COV_DATA)/all.cov --skip-covered --fail-under=90
+	@echo "Line coverage of src/: in-memory tier alone $$($(COV) report --data-file=$(COV_DATA)/memory.cov --format=total)%," \
+	  "whole suite $$($(COV) report --data-file=$(COV_DATA)/all.cov --format=total)%"
 
 lint: $(BIN)/opencode-mcp-gateway
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
+## The fast tier: pure rules and the gateway on an in-memory fake OpenCode (no sockets).
 unit: $(BIN)/opencode-mcp-gateway
-	$(BIN)/pytest tests/unit
+	rm -rf $(COV_DATA)/memory && mkdir -p $(COV_DATA)/memory
+	COVERAGE_FILE=$(COV_DATA)/memory/.coverage.run $(COV) run -m pytest tests/unit tests/memory
+	@$(COV) combine -q --keep --data-file=$(COV_DATA)/memory.cov $(COV_DATA)/memory/.coverage.run.*
+	@echo "Line coverage of src/, in-memory tier alone: $$($(COV) report --data-file=$(COV_DATA)/memory.cov --format=total)%"
 
 e2e: setup
 	$(BIN)/pytest tests/e2e
@@ -88,4 +120,4 @@ bench-smoke: setup
 	$(BIN)/python -m bench.run --smoke
 
 clean:
-	rm -rf $(VENV) .tools/node_modules tests/support/oidc/node_modules tests/support/claude/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools/node_modules tests/support/oidc/node_modules tests/support/claude/node_modules .pytest_cache .mypy_cache .ruff_cache $(COV_DATA)

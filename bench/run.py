@@ -19,16 +19,29 @@ import time
 from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import anyio
 import httpx2
+from mcp.shared.dispatcher import ProgressFnT
 
+from opencode_mcp_gateway.pins import OPENCODE_VERSION
+from tests.support import call_counts
 from tests.support.client import data, mcp_session, script
 from tests.support.fake_llm import FakeLLM
 from tests.support.procs import REPO, Gateway, OpenCodeServer, free_port, opencode_binary, wait_http
 
-SIZES = {
+
+class Size(TypedDict):
+    calls: int
+    tasks: int
+    clients: list[int]
+    async_tasks: int
+    sessions: list[int]
+    progress: int
+
+
+SIZES: dict[str, Size] = {
     "smoke": {"calls": 20, "tasks": 5, "clients": [1, 5], "async_tasks": 10, "sessions": [10, 20], "progress": 3},
     "full": {
         "calls": 300,
@@ -181,7 +194,7 @@ class Bench:
 
     def _last_byte(self, marker: str) -> float:
         matches = [r for r in self.llm.requests if r["body"].get("tools") and marker in json.dumps(r["body"])]
-        return max(r["last_byte"] for r in matches)
+        return float(max(r["last_byte"] for r in matches))
 
     async def _direct_task(self, marker: str) -> float:
         """The floor: the same task sent straight to OpenCode, awaited on its event stream."""
@@ -288,8 +301,12 @@ class Bench:
             "all_done_s": time.perf_counter() - start,
             "completed": completed,
             "errors": errors,
-            "gateway_rss_mib": rss_mib(self.gateway.proc.pid),
-        }  # type: ignore[union-attr]
+            "gateway_rss_mib": rss_mib(self._gateway_pid()),
+        }
+
+    def _gateway_pid(self) -> int:
+        assert self.gateway.proc is not None, "the gateway is running"
+        return self.gateway.proc.pid
 
     async def _held_sessions(self) -> list[dict[str, Any]]:
         return [await self._hold_sessions(count) for count in self.n["sessions"]]
@@ -358,15 +375,10 @@ class Bench:
                     names = [f"prog_{i}_{j}_{time.time_ns()}.txt" for j in range(3)]
                     steps = [{"tool": "write", "args": {"filePath": n, "content": "x\n"}} for n in names]
                     got: dict[str, float] = {}
-
-                    async def on_progress(
-                        value: float, total: float | None, message: str | None, got: dict[str, float] = got
-                    ) -> None:
-                        if message and message.startswith("Running write on "):
-                            got.setdefault(message.removeprefix("Running write on "), time.time())
-
                     await s.call_tool(
-                        "run_coding_task", {"prompt": script(*steps, {"text": "ok"})}, progress_callback=on_progress
+                        "run_coding_task",
+                        {"prompt": script(*steps, {"text": "ok"})},
+                        progress_callback=when_written(got),
                     )
                     delays += [got[n] - seen_events[n] for n in names if n in got and n in seen_events]
             tg.cancel_scope.cancel()
@@ -403,15 +415,28 @@ class Bench:
         self.results["cold_start"] = {"spawn_to_ready": summary(spawn), "gateway_alone": summary(alone)}
 
 
+def when_written(got: dict[str, float]) -> ProgressFnT:
+    """A progress callback noting when each `write` was reported, by file name."""
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        if message and message.startswith("Running write on "):
+            got.setdefault(message.removeprefix("Running write on "), time.time())
+
+    return on_progress
+
+
+def target(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
 def render(results: dict[str, Any], size: str, seconds: float) -> str:
     o, c, p = results["overhead"], results["completion"], results["progress"]
-    target = lambda ok: "met" if ok else "NOT met"  # noqa: E731
     lines = [
         "# Benchmarks",
         "",
         f"Measured {time.strftime('%Y-%m-%d')} with `make bench` ({size} size, {seconds:.0f} s) on "
         f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}, "
-        f"mcp {version('mcp')}, opencode 1.18.33, fake LLM answering at once.",
+        f"mcp {version('mcp')}, opencode {OPENCODE_VERSION}, fake LLM answering at once.",
         "Every figure is a ratio to a baseline measured in the same run; absolute times drift on a shared machine.",
         "Reproduce: `make bench` (writes this file; `make bench-smoke` runs tiny sizes).",
         "",
@@ -518,6 +543,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ocgw-bench-") as tmp:
         results = anyio.run(Bench(size, Path(tmp)).run)
     report = render(results, size, time.perf_counter() - started)
+    report += "\n" + call_counts.section(call_counts.DOC.read_text())  # kept: measured in memory, not here
     out = REPO / (".bench/benchmarks.md" if args.smoke else "docs/benchmarks.md")
     out.parent.mkdir(exist_ok=True)
     out.write_text(report)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import httpx2
 
-from tests.e2e.test_http import INIT, MCP_HEADERS
+from tests.support.client import INITIALIZE as INIT
+from tests.support.client import MCP_HEADERS
 from tests.support.procs import Gateway, free_port
 
 

@@ -49,7 +49,7 @@ async def main(runs: int) -> None:
     gateway = Gateway(root / "gateway", env).start()
     local = git_repo(root / "local")
     try:
-        cases = {
+        cases: dict[str, dict[str, object]] = {
             "plain": {},
             "isolate (local repository)": {"directory": str(local), "isolate": True},
             "repository (fetch)": {"repository": f"{server.url}/proj.git"},

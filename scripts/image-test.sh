@@ -57,7 +57,10 @@ build_and_test() {  # base image, image tag
   start=$(date +%s)
   $P build --format docker --network host $LIMITS \
     -v "$ca:/run/build-ca.crt:ro" --build-arg npm_config_cafile=/run/build-ca.crt --build-arg PIP_CERT=/run/build-ca.crt \
-    --build-arg BASE_IMAGE="$base" -t "$image" -f Dockerfile . >/tmp/image-build.log 2>&1 \
+    --build-arg BASE_IMAGE="$base" -t "$image" -f Dockerfile \
+    --build-arg GATEWAY_VERSION="$(.venv/bin/python -c 'import opencode_mcp_gateway as g; print(g.__version__)')" \
+    --build-arg OPENCODE_VERSION="$(.venv/bin/python -c 'from opencode_mcp_gateway.pins import OPENCODE_VERSION as v; print(v)')" \
+    . >/tmp/image-build.log 2>&1 \
     || { tail -40 /tmp/image-build.log; exit 1; }
   size=$($P image inspect --format '{{.Size}}' "$image")
   echo "built in $(( $(date +%s) - start ))s, size $(( size / 1024 / 1024 )) MiB"

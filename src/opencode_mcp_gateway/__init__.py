@@ -1,3 +1,5 @@
 """opencode-mcp-gateway: hand coding tasks to OpenCode from any MCP client."""
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+__version__ = version("opencode-mcp-gateway")  # pyproject.toml is the one place for it

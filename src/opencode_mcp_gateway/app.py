@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 
 import anyio
+import httpx2
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -37,7 +38,12 @@ def host_rules(settings: Settings) -> HostRules:
     return HostRules(None)
 
 
-def create_app(settings: Settings, supervisor: OpenCodeSupervisor | None = None) -> Starlette:
+def create_app(
+    settings: Settings,
+    supervisor: OpenCodeSupervisor | None = None,
+    *,
+    opencode_transport: httpx2.AsyncBaseTransport | None = None,  # tests: an in-memory OpenCode
+) -> Starlette:
     if settings.spawn_opencode and supervisor is None:
         supervisor = OpenCodeSupervisor(settings)
     password = settings.opencode_password.get_secret_value() if settings.opencode_password else None
@@ -49,6 +55,7 @@ def create_app(settings: Settings, supervisor: OpenCodeSupervisor | None = None)
         password=password,
         timeout=settings.opencode_timeout_seconds,
         is_ready=(lambda: supervisor.ready) if supervisor is not None else None,
+        transport=opencode_transport,
     )
     authenticator = build_authenticator(settings)
     hub = EventHub(client, gate=supervisor.wait_ready if supervisor else None)

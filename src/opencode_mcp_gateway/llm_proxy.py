@@ -54,6 +54,11 @@ class LLMProxy:
                 await self._server.serve(sockets=[self._socket])
             finally:
                 self._server.should_exit = True
+                self.close()
+
+    def close(self) -> None:
+        """Release the port (also when the proxy never served: a supervisor that never ran)."""
+        self._socket.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self._http is None:

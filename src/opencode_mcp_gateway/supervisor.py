@@ -32,10 +32,11 @@ import httpx2
 from . import metrics
 from .config import Settings
 from .llm_proxy import LLMProxy
+from .pins import OPENCODE_VERSION
 
 log = logging.getLogger(__name__)
 
-PLUGIN_VERSION = "1.18.33"
+PLUGIN_VERSION = OPENCODE_VERSION  # the plugin is released in step with opencode
 LISTENING = "opencode server listening on"
 LAST_LINES = 20  # of OpenCode's output, logged when it dies
 # No models.dev fetch, no self-update, no LSP downloads; an npm fetch fails at once.
@@ -274,6 +275,7 @@ class OpenCodeSupervisor:
         self._stopping = True
         if self._process is not None:
             await self._terminate(self._process, grace)
+        self.llm_proxy.close()
 
     async def _terminate(self, process: subprocess.Popen[bytes], grace: float) -> None:
         """SIGTERM, then SIGKILL after `grace` seconds."""

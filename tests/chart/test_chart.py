@@ -124,13 +124,13 @@ def test_secrets_are_referenced_never_plain() -> None:
     rendered_env = json.dumps(container(docs)["env"])
     for secret in ("sk-chart-secret-key", "bearer-chart-token", "oc-server-password"):
         assert secret not in rendered_env
-    secret = by_kind(docs, "Secret")
-    assert secret["stringData"] == {
+    secret_doc = by_kind(docs, "Secret")
+    assert secret_doc["stringData"] == {
         "opencode-api-key": "sk-chart-secret-key",
         "mcp-bearer-token": "bearer-chart-token",
         "opencode-server-password": "oc-server-password",
     }
-    name = secret["metadata"]["name"]
+    name = secret_doc["metadata"]["name"]
     assert env["MCP_BEARER_TOKEN"]["valueFrom"]["secretKeyRef"] == {
         "name": name,
         "key": "mcp-bearer-token",
@@ -142,7 +142,8 @@ def test_secrets_are_referenced_never_plain() -> None:
 
 def test_changed_secret_rolls_the_pod() -> None:
     def checksum(values: dict[str, str]) -> str:
-        return by_kind(render(values), "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/secret"]
+        deployment = by_kind(render(values), "Deployment")
+        return str(deployment["spec"]["template"]["metadata"]["annotations"]["checksum/secret"])
 
     fixed = {**EXAMPLE, "gateway.mcpBearerToken": "fixed-token"}  # else each render generates one
     assert checksum(fixed) == checksum(fixed)

@@ -12,23 +12,15 @@ import anyio
 import httpx2
 import pytest
 
-from tests.support.client import data, error_text, mcp_session, script
+from tests.support.client import INITIALIZE, MCP_HEADERS, data, error_text, mcp_session, script
 from tests.support.fake_llm import FakeLLM
 from tests.support.procs import Gateway, OpenCodeServer, free_port, opencode_binary, run_to_exit
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
-}
-MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
-
 
 def post_init(url: str, **headers: str) -> httpx2.Response:
-    return httpx2.post(url, json=INIT, headers={**MCP_HEADERS, **headers}, timeout=10)
+    return httpx2.post(url, json=INITIALIZE, headers={**MCP_HEADERS, **headers}, timeout=10)
 
 
 async def test_bearer_token_guards_mcp_but_not_the_probes(gateways: object) -> None:

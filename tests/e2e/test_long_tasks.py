@@ -43,8 +43,8 @@ class Progress:
     def __init__(self) -> None:
         self.seen: list[tuple[float, str]] = []
 
-    async def __call__(self, value: float, total: float | None, message: str | None) -> None:
-        self.seen.append((value, message or ""))
+    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
+        self.seen.append((progress, message or ""))
 
     @property
     def messages(self) -> list[str]:
@@ -174,7 +174,7 @@ async def test_policy_ask_uses_elicitation_during_a_blocking_call(gateways: Gate
     async with mcp_session(gw.mcp_url, elicitation=approve) as s:
         done = data(await s.call_tool("run_coding_task", {"prompt": write_outside(granted), "timeout_seconds": 60}))
     assert done["status"] == "completed" and granted.read_text() == "outside\n"
-    assert len(asked) == 1 and "external_directory" in asked[0].message  # type: ignore[union-attr]
+    assert len(asked) == 1 and "external_directory" in asked[0].message
     async with mcp_session(gw.mcp_url, elicitation=decline) as s:
         done = data(await s.call_tool("run_coding_task", {"prompt": write_outside(refused), "timeout_seconds": 60}))
     assert done["status"] == "completed" and not refused.exists()
@@ -187,7 +187,7 @@ async def test_modern_protocol_asks_with_input_required_results(gateways: Gatewa
     asked: list[str] = []
 
     async def answer(context: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
-        asked.append(params.message)  # type: ignore[union-attr]
+        asked.append(params.message)
         grant = len(asked) == 1
         return ElicitResult(action="accept", content={"decision": "once"}) if grant else ElicitResult(action="decline")
 

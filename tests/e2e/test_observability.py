@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import secrets
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import httpx2
 import mcp
 import pytest
+from mcp.types import RequestParamsMeta
 
 from tests.support.client import data, mcp_session, script
 from tests.support.otlp import OtlpReceiver
@@ -121,11 +122,12 @@ async def test_a_trace_continues_the_callers(tmp_path: Any, opencode: OpenCodeSe
     meta_trace, header_trace, modern_trace = (secrets.token_hex(16) for _ in range(3))
     try:
         async with mcp_session(gw.mcp_url) as s:
-            meta = {"traceparent": f"00-{meta_trace}-{secrets.token_hex(8)}-01"}
+            meta = cast(RequestParamsMeta, {"traceparent": f"00-{meta_trace}-{secrets.token_hex(8)}-01"})
             done = data(await s.call_tool("run_coding_task", {"prompt": script({"text": "traced"})}, meta=meta))
         async with mcp.Client(gw.mcp_url) as c:  # protocol 2026-07-28: per-request _meta, no session
             assert c.session.protocol_version == "2026-07-28"
-            await c.call_tool("health_check", {}, meta={"traceparent": f"00-{modern_trace}-{secrets.token_hex(8)}-01"})
+            modern = cast(RequestParamsMeta, {"traceparent": f"00-{modern_trace}-{secrets.token_hex(8)}-01"})
+            await c.call_tool("health_check", {}, meta=modern)
         header = {"traceparent": f"00-{header_trace}-{secrets.token_hex(8)}-01"}
         async with mcp_session(gw.mcp_url, headers=header) as s:
             data(await s.call_tool("list_agents", {}))

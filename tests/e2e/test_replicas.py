@@ -200,7 +200,7 @@ async def test_2025_elicitation_answer_reaches_the_asking_replica(replicas: Repl
     asked: list[str] = []
 
     async def approve(context: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
-        asked.append(params.message)  # type: ignore[union-attr]
+        asked.append(params.message)
         return ElicitResult(action="accept", content={"decision": "once"})
 
     relayed = False

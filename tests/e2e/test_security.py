@@ -14,9 +14,10 @@ import anyio
 import httpx2
 import pytest
 
-from tests.e2e.test_http import INIT, MCP_HEADERS, post_init, spawn_env, wait_ready
+from tests.e2e.test_http import post_init, spawn_env, wait_ready
 from tests.e2e.test_long_tasks import TASK_ID, Progress, legacy_client, modern_client
-from tests.support.client import data, error_text, mcp_session, script
+from tests.support.client import INITIALIZE as INIT
+from tests.support.client import MCP_HEADERS, data, error_text, mcp_session, script
 from tests.support.fake_llm import FakeLLM
 from tests.support.procs import Gateway, OpenCodeServer, free_port, run_to_exit
 
@@ -108,6 +109,7 @@ async def blocking_call_through_sigterm(gw: Gateway, connect: Any, protocol: str
             gw.proc.send_signal(signal.SIGTERM)
             if protocol == "2025-11-25":
                 tg.cancel_scope.cancel()
+    assert gw.proc is not None
     code = await anyio.to_thread.run_sync(gw.proc.wait)
     assert code == 0, gw.logs()[-2000:]
     found = TASK_ID.search(progress.messages[0])

@@ -7,6 +7,7 @@ import uuid
 import anyio
 import pytest
 
+from opencode_mcp_gateway.pins import OPENCODE_VERSION
 from tests.support.client import data, error_text, mcp_session, script
 from tests.support.procs import Gateway, OpenCodeServer
 
@@ -38,10 +39,10 @@ async def test_tools_have_schemas_descriptions_and_annotations(gateway: Gateway)
         assert tool.description and len(tool.description) > 30, tool.name
         assert tool.output_schema is not None, tool.name
     for name in ("get_task_status", "get_task_messages", "get_task_diff", "list_agents", "health_check", "list_tasks"):
-        assert tools[name].annotations.read_only_hint is True, name
-        assert tools[name].annotations.idempotent_hint is True, name
+        hints = tools[name].annotations
+        assert hints is not None and hints.read_only_hint is True and hints.idempotent_hint is True, name
     abort = tools["abort_task"].annotations
-    assert abort.idempotent_hint is True and abort.destructive_hint is False
+    assert abort is not None and abort.idempotent_hint is True and abort.destructive_hint is False
     run = tools["run_coding_task"].input_schema
     assert run["required"] == ["prompt"]
     assert {"agent", "model", "directory", "title", "timeout_seconds"} <= set(run["properties"])
@@ -54,10 +55,10 @@ async def test_run_coding_task_edits_a_file_and_reports_it(gateway: Gateway, ope
         {"tool": "write", "args": {"filePath": name, "content": "def add(a, b):\n    return a + b\n"}},
         {"text": f"I created {name} with an add function."},
     )
-    progress: list[tuple[float, str | None]] = []
+    updates: list[tuple[float, str | None]] = []
 
-    async def on_progress(value: float, total: float | None, message: str | None) -> None:
-        progress.append((value, message))
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        updates.append((progress, message))
 
     async with mcp_session(gateway.mcp_url) as s:
         result = data(await s.call_tool("run_coding_task", {"prompt": script(*steps)}, progress_callback=on_progress))
@@ -68,9 +69,9 @@ async def test_run_coding_task_edits_a_file_and_reports_it(gateway: Gateway, ope
     assert result["files_changed"] == [{"path": name, "status": "added", "additions": 2, "deletions": 0}]
     assert result["task_id"].startswith(result["session_id"] + ".msg_")
     assert result["tokens"]["input"] > 0 and result["completed_at"]
-    values = [v for v, _ in progress]
+    values = [v for v, _ in updates]
     assert values == sorted(values) and len(set(values)) == len(values), "progress must increase"
-    assert any(m and f"write on {name}" in m for _, m in progress), progress
+    assert any(m and f"write on {name}" in m for _, m in updates), updates
 
 
 async def test_async_task_then_status_messages_and_diff(gateway: Gateway) -> None:
@@ -152,7 +153,7 @@ async def test_list_agents_and_health_check(gateway: Gateway) -> None:
     assert build["mode"] == "primary" and build["description"]
     assert {"plan", "explore"} <= {a["name"] for a in agents}
     assert health["gateway"] == "ok"
-    assert health["opencode"]["healthy"] is True and health["opencode"]["version"] == "1.18.33"
+    assert health["opencode"]["healthy"] is True and health["opencode"]["version"] == OPENCODE_VERSION
 
 
 @pytest.mark.parametrize(

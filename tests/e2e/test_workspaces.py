@@ -327,7 +327,7 @@ def test_spawned_opencode_gets_no_pointer_to_the_credentials(monkeypatch: pytest
     from opencode_mcp_gateway.supervisor import OpenCodeSupervisor
 
     monkeypatch.setenv("GIT_CREDENTIALS_FILE", str(tmp_path / "creds"))
-    settings = Settings(
+    settings = Settings(  # type: ignore[call-arg]
         spawn_opencode=True,
         opencode_api_url="http://127.0.0.1:1/v1",
         opencode_api_key="k",  # type: ignore[arg-type]

@@ -12,6 +12,24 @@ from mcp.client.session import ClientSession, ElicitationFnT
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+
+
+class ProgressLines:
+    """A progress callback that keeps the messages."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
+        self.lines.append(message or "")
+
 
 def script(*steps: dict[str, Any], say: str = "Do the scripted work.") -> str:
     """A prompt the fake LLM plays back step by step."""
@@ -43,8 +61,9 @@ async def mcp_session(
 def data(result: CallToolResult) -> dict[str, Any]:
     """The structured result of a successful call (fails the test on a tool error)."""
     assert not result.is_error, f"tool error: {error_text(result)}"
-    assert result.structured_content is not None
-    return result.structured_content
+    structured: dict[str, Any] | None = result.structured_content
+    assert structured is not None
+    return structured
 
 
 def error_text(result: CallToolResult) -> str:

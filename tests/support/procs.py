@@ -94,14 +94,14 @@ class OpenCodeServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60, health_auth: tuple[str, str] | None = None) -> OpenCodeServer:
-        log = open(self.root / "opencode.log", "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(
-            [opencode_binary(), "serve", "--hostname", "127.0.0.1", "--port", str(self.port)],
-            cwd=self.workspace,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with open(self.root / "opencode.log", "ab") as log:  # the child keeps its own copy of the file
+            self.proc = subprocess.Popen(
+                [opencode_binary(), "serve", "--hostname", "127.0.0.1", "--port", str(self.port)],
+                cwd=self.workspace,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout
         wait_for_line(self.proc, self.root / "opencode.log", b"listening on", timeout, what="opencode serve")
         wait_http(f"{self.url}/global/health", timeout=deadline - time.monotonic(), auth=health_auth)
@@ -141,10 +141,10 @@ class Gateway:
         self.root.mkdir(parents=True, exist_ok=True)
         script = Path(sys.executable).with_name("opencode-mcp-gateway")
         command = [str(script)] if script.exists() else [sys.executable, "-m", "opencode_mcp_gateway"]
-        log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(
-            [*command, *self.args], env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.root
-        )
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the file
+            self.proc = subprocess.Popen(
+                [*command, *self.args], env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.root
+            )
         wait_http(f"{self.url}/healthz", timeout=timeout, proc=self.proc, log=self.log_path)
         return self
 

@@ -5,7 +5,7 @@ from opencode_mcp_gateway.security import exposure_refusal
 
 
 def settings(**values: object) -> Settings:
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]
 
 
 def test_loopback_needs_no_authentication() -> None:

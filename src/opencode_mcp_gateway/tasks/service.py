@@ -214,7 +214,7 @@ class TaskService:
         message_id = new_message_id()
         if session is not None:
             session_id = session["id"]
-            resumed = await self.workspaces.resume(session_id, str(TaskId(session_id, message_id)))
+            resumed = await self.workspaces.resume(session, str(TaskId(session_id, message_id)))
             if resumed:
                 self._remember(resumed)
             await self._record_budget(resumed or session, budget)

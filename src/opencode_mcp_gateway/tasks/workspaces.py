@@ -162,8 +162,13 @@ class Workspaces:
         with contextlib.suppress(RepositoryError):
             await anyio.to_thread.run_sync(self.repos.remove_worktree, plan.record.tree, plan.record.branch)
 
-    async def resume(self, session_id: str, task_id: str) -> dict[str, Any] | None:
-        """A follow-up: the same worktree (put back if the janitor took it), a new task id."""
+    async def resume(self, known: dict[str, Any], task_id: str) -> dict[str, Any] | None:
+        """A follow-up: the same worktree (put back if the janitor took it), a new task id.
+        `known` may be a cached copy: a session without a workspace never gains one, one with
+        a workspace is read afresh (another replica may have settled it since)."""
+        if Record.of(known) is None:
+            return None
+        session_id = known["id"]
         session = await self.client.get_session(session_id)
         record = Record.of(session)
         if record is None:
