@@ -73,6 +73,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- $svc := include "ocgw.fullname" . -}}
 {{- $ns := .Release.Namespace -}}
 {{- $hosts = concat $hosts (list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) "localhost" "127.0.0.1") -}}
+{{- if include "ocgw.scaleOut" . -}}  {{- /* each replica by its own name, as its peers address it */}}
+{{- range $i := until (int .Values.replicaCount) -}}{{- $hosts = append $hosts (include "ocgw.podHost" (list $ $i)) -}}{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- $hosts | uniq | join "," -}}
 {{- end -}}

@@ -96,6 +96,8 @@ def test_every_pod_knows_itself_its_peers_and_the_workers_by_stable_dns_names() 
     assert count == 3 and template.count("{i}") == 1
     assert [template.replace("{i}", str(i)) for i in range(count)] == [f"http://{host}:4096" for host in hosts]
     assert env["OPENCODE_LISTEN_HOST"]["value"] == "0.0.0.0"
+    allowed = env_of(render(SCALED_EVERYTHING))["ALLOWED_HOSTS"]["value"].split(",")
+    assert set(hosts) <= set(allowed) and "gw.apps.example.com" in allowed  # a peer may be addressed by name
     # The ports behind those names: the gateway's (8080) and this pod's OpenCode (4096).
     ports = {p["name"]: p["containerPort"] for p in gateway(docs)["ports"]}
     assert ports == {"http": 8080, "opencode": 4096}
@@ -314,9 +316,13 @@ def test_one_pod_template_serves_both_workloads() -> None:
     assert set(one) | {"lifecycle"} == set(many)
     for field in ("image", "args", "startupProbe", "livenessProbe", "readinessProbe", "resources", "securityContext"):
         assert one[field] == many[field], field
-    one_env = [e for e in one["env"] if e["name"] != "OPENCODE_PASSWORD"]
-    many_env = [e for e in many["env"] if e["name"] not in (*SCALE_OUT_ENV, "OPENCODE_PASSWORD")]
+    differ = ("OPENCODE_PASSWORD", "ALLOWED_HOSTS")  # required, and the pods' own names added
+    one_env = [e for e in one["env"] if e["name"] not in differ]
+    many_env = [e for e in many["env"] if e["name"] not in (*SCALE_OUT_ENV, *differ)]
     assert one_env == many_env
+    one_hosts = next(e["value"] for e in one["env"] if e["name"] == "ALLOWED_HOSTS")
+    many_hosts = next(e["value"] for e in many["env"] if e["name"] == "ALLOWED_HOSTS")
+    assert many_hosts.startswith(one_hosts + ",")
     assert single["spec"]["securityContext"] == scaled["spec"]["securityContext"]
 
 
