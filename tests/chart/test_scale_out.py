@@ -96,6 +96,8 @@ def test_every_pod_knows_itself_its_peers_and_the_workers_by_stable_dns_names() 
     assert count == 3 and template.count("{i}") == 1
     assert [template.replace("{i}", str(i)) for i in range(count)] == [f"http://{host}:4096" for host in hosts]
     assert env["OPENCODE_LISTEN_HOST"]["value"] == "0.0.0.0"
+    other = env_of(render({**SCALED, "clusterDomain": "corp.internal"}))["OPENCODE_WORKER_URL_TEMPLATE"]["value"]
+    assert other == template.replace(".cluster.local:", ".corp.internal:")
     allowed = env_of(render(SCALED_EVERYTHING))["ALLOWED_HOSTS"]["value"].split(",")
     assert set(hosts) <= set(allowed) and "gw.apps.example.com" in allowed  # a peer may be addressed by name
     # The ports behind those names: the gateway's (8080) and this pod's OpenCode (4096).
@@ -176,15 +178,17 @@ def test_the_generated_shared_secrets_survive_helm_upgrade(tmp_path: Path) -> No
             },
             "data": {k: base64.b64encode(v.encode()).decode() for k, v in first.items()},
         }
-        upgraded = [render({**SCALED, "replicaCount": str(n)}, *server) for n in (3, 5)]
+        upgraded = [render({**SCALED, "replicaCount": str(n)}, *server) for n in (3, 3, 5)]
     finally:
         kube.stop()
+    checksums = [pod_of(docs)["metadata"]["annotations"]["checksum/secret"] for docs in upgraded[:2]]
+    assert checksums[0] == checksums[1]  # an unchanged upgrade rolls no pod
     for docs in upgraded:
         kept = by_kind(docs, "Secret")["stringData"]
         for key in ("request-state-key", "opencode-server-password", "mcp-bearer-token"):
             assert kept[key] == first[key], key
-    assert by_kind(upgraded[1], "StatefulSet")["spec"]["replicas"] == 5
-    assert len(env_of(upgraded[1])["GATEWAY_PEERS"]["value"].split(",")) == 5
+    assert by_kind(upgraded[2], "StatefulSet")["spec"]["replicas"] == 5
+    assert len(env_of(upgraded[2])["GATEWAY_PEERS"]["value"].split(",")) == 5
 
 
 def test_opencode_is_reachable_only_from_the_releases_own_pods() -> None:
