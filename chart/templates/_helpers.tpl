@@ -42,10 +42,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- if .Values.gateway.mcpBearerToken -}}
 {{- .Values.gateway.mcpBearerToken -}}
 {{- else if not .Values.existingSecret -}}
-{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "ocgw.fullname" .) -}}
-{{- $kept := "" -}}
-{{- if $existing -}}{{- $kept = index ($existing.data | default dict) "mcp-bearer-token" | default "" | b64dec -}}{{- end -}}
-{{- $kept | default (randAlphaNum 40) -}}
+{{- include "ocgw.keptSecret" (list . "mcp-bearer-token") -}}
 {{- end -}}
 {{- end -}}
 
@@ -76,6 +73,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- $svc := include "ocgw.fullname" . -}}
 {{- $ns := .Release.Namespace -}}
 {{- $hosts = concat $hosts (list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) "localhost" "127.0.0.1") -}}
+{{- if include "ocgw.scaleOut" . -}}  {{- /* each replica by its own name, as its peers address it */}}
+{{- range $i := until (int .Values.replicaCount) -}}{{- $hosts = append $hosts (include "ocgw.podHost" (list $ $i)) -}}{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- $hosts | uniq | join "," -}}
 {{- end -}}
@@ -113,4 +113,5 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- if and .Values.gateway.oauth.issuer (not (include "ocgw.publicUrl" .)) -}}
 {{- fail "gateway.publicUrl is required with gateway.oauth.issuer (the https URL clients use; or set route.host / ingress.host)" -}}
 {{- end -}}
+{{- include "ocgw.validateScaleOut" . -}}
 {{- end -}}

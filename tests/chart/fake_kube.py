@@ -19,7 +19,7 @@ RESOURCES = {
         ("serviceaccounts", "ServiceAccount"),
         ("persistentvolumeclaims", "PersistentVolumeClaim"),
     ],
-    "apps/v1": [("deployments", "Deployment")],
+    "apps/v1": [("deployments", "Deployment"), ("statefulsets", "StatefulSet")],
     "networking.k8s.io/v1": [("networkpolicies", "NetworkPolicy"), ("ingresses", "Ingress")],
     "policy/v1": [("poddisruptionbudgets", "PodDisruptionBudget")],
     "route.openshift.io/v1": [("routes", "Route")],
