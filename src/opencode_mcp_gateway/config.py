@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     opencode_bin: str | None = None
     workspace_dir: str | None = None
     opencode_state_dir: str | None = None
+    # Where the spawned OpenCode listens. Loopback unless other replicas must reach this
+    # pod's worker (the chart's StatefulSet); then OPENCODE_PASSWORD guards it.
+    opencode_listen_host: str = "127.0.0.1"
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -229,6 +232,11 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "OPENCODE_BASE_URL must be a loopback http URL such as http://127.0.0.1:4096 "
                     "with --spawn-opencode, since the gateway starts OpenCode there"
+                )
+            if not _is_loopback(self.opencode_listen_host) and not _given(self.opencode_password):
+                raise ValueError(
+                    f"OPENCODE_PASSWORD is required with OPENCODE_LISTEN_HOST={self.opencode_listen_host}: "
+                    "OpenCode is then reachable from the network, and every gateway needs the same password"
                 )
         return self
 

@@ -176,7 +176,8 @@ class OpenCodeSupervisor:
 
     def command(self) -> list[str]:
         binary = find_binary(self.settings.opencode_bin)
-        return [binary, "serve", "--hostname", "127.0.0.1", "--port", str(self.settings.opencode_port)]
+        host = self.settings.opencode_listen_host
+        return [binary, "serve", "--hostname", host, "--port", str(self.settings.opencode_port)]
 
     def prestart(self) -> None:
         """Start OpenCode now, before the gateway's slow imports, so both boot in parallel."""

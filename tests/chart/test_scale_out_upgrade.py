@@ -28,8 +28,8 @@ def test_the_generated_shared_secrets_survive_helm_upgrade(tmp_path: Path) -> No
     """Every replica, old and new, must keep using one password and one key across upgrades."""
     kube = FakeKube()
     try:
-        server = ("--dry-run=server", "--disable-openapi-validation", "--kubeconfig")
-        server += (str(kube.kubeconfig(tmp_path / "kubeconfig")),)
+        kubeconfig = str(kube.kubeconfig(tmp_path / "kubeconfig"))
+        server = ("--dry-run=server", "--disable-openapi-validation", "--kubeconfig", kubeconfig)
         first = by_kind(render(SCALED, *server), "Secret")["stringData"]
         kube.secrets[("opencode", NAME)] = {
             "apiVersion": "v1",

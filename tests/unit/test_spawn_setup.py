@@ -90,3 +90,14 @@ def test_version_flag(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         cli.parse_args(["--version"])
     assert capsys.readouterr().out.strip() == f"opencode-mcp-gateway {opencode_mcp_gateway.__version__}"
+
+
+def test_opencode_listens_on_loopback_unless_told_and_then_needs_a_password(tmp_path: Path) -> None:
+    local = OpenCodeSupervisor(spawn_settings(tmp_path))
+    local.llm_proxy.close()
+    assert local.command()[2:4] == ["--hostname", "127.0.0.1"]
+    with pytest.raises(ValueError, match=r"OPENCODE_PASSWORD is required with OPENCODE_LISTEN_HOST=0\.0\.0\.0"):
+        spawn_settings(tmp_path, opencode_listen_host="0.0.0.0")
+    shared = OpenCodeSupervisor(spawn_settings(tmp_path, opencode_listen_host="0.0.0.0", opencode_password="pw"))
+    shared.llm_proxy.close()
+    assert shared.command()[2:4] == ["--hostname", "0.0.0.0"] and shared.password == "pw"
