@@ -6,7 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -228,9 +229,13 @@ async def test_tasks_from_before_ownership_belong_to_default_and_admin(
 
 
 async def test_ownership_holds_on_the_sessionless_2026_protocol(gw: Gateway, idp: OpenIDProvider) -> None:
-    def modern(bearer: str) -> mcp.Client:
-        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {bearer}"}, timeout=30)
-        return mcp.Client(streamable_http_client(gw.mcp_url, http_client=http))
+    @asynccontextmanager
+    async def modern(bearer: str) -> AsyncIterator[mcp.Client]:
+        async with (
+            httpx2.AsyncClient(headers={"Authorization": f"Bearer {bearer}"}, timeout=30) as http,
+            mcp.Client(streamable_http_client(gw.mcp_url, http_client=http)) as client,
+        ):
+            yield client
 
     async with modern(token(idp, gw, "alice")) as alice:
         assert alice.session.protocol_version == "2026-07-28"

@@ -334,8 +334,9 @@ def test_spawned_opencode_gets_no_pointer_to_the_credentials(monkeypatch: pytest
         opencode_model_name="m",
         opencode_state_dir=str(tmp_path / "state"),
     )
-    env = OpenCodeSupervisor(settings).child_env()
-    assert "GIT_CREDENTIALS_FILE" not in env
+    supervisor = OpenCodeSupervisor(settings)
+    supervisor.llm_proxy.close()
+    assert "GIT_CREDENTIALS_FILE" not in supervisor.child_env()
 
 
 async def test_idle_worktrees_are_removed_and_a_follow_up_brings_them_back(

@@ -84,8 +84,8 @@ class OpenIDProvider:
         path.write_text(json.dumps(config))
         log_path = self.root / "provider.log"
         seen = log_path.stat().st_size if log_path.exists() else 0  # a restart appends
-        log = open(log_path, "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(["node", str(SCRIPT), str(path)], stdout=log, stderr=subprocess.STDOUT)
+        with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(["node", str(SCRIPT), str(path)], stdout=log, stderr=subprocess.STDOUT)
         wait_for_line(self.proc, log_path, b"ready ", 30, what="oidc-provider", offset=seen)
         return self
 
