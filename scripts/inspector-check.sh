@@ -40,7 +40,11 @@ import json, sys
 tools = json.load(sys.stdin)["tools"]
 for t in tools:
     print(t["name"].ljust(24), "outputSchema:", bool(t.get("outputSchema")), "annotations:", t.get("annotations"))
-assert len(tools) == 9'
+names = {t["name"] for t in tools}
+expected = {"run_coding_task", "run_coding_task_async", "get_task_status", "get_task_messages", "get_task_diff",
+            "abort_task", "respond_to_task", "list_tasks", "list_agents", "health_check"}
+assert names == expected, names ^ expected'
+
 
 echo "== tools/call run_coding_task"
 prompt='Write it FAKE_SCRIPT: [{"tool":"write","args":{"filePath":"inspector.txt","content":"hello\n"}},{"text":"Wrote inspector.txt"}]'
