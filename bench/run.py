@@ -24,6 +24,8 @@ from typing import Any
 import anyio
 import httpx2
 
+from bench.scale import ScaleBench
+from bench.scale import render as render_scale
 from tests.support.client import data, mcp_session, script
 from tests.support.fake_llm import FakeLLM
 from tests.support.procs import REPO, Gateway, OpenCodeServer, free_port, opencode_binary, wait_http
@@ -93,6 +95,9 @@ class Bench:
             await self.progress_delay()
             await self.throughput()
             await anyio.to_thread.run_sync(self.cold_start)
+            self.gateway.stop()  # the scale-out section brings its own gateways and workers
+            self.opencode.stop()
+            self.results["scale"] = await ScaleBench(self.size, self.root / "scale", self.llm.url).run()
         finally:
             await self.http.aclose()
             self.echo.terminate()
@@ -488,6 +493,7 @@ def render(results: dict[str, Any], size: str, seconds: float) -> str:
         f"{cold['spawn_to_ready']['p99']:.2f} s (target ≤ 3 s: {target(cold['spawn_to_ready']['p99'] <= 3)}).",
         f"- Gateway alone, process start to `/healthz` 200: p50 {cold['gateway_alone']['p50']:.2f} s.",
         "",
+        *render_scale(results["scale"]),
         "## Reading the numbers",
         "",
         "- The bench client, the gateway and OpenCode share the machine's 2 cores. Baseline (b) is measured with "

@@ -132,12 +132,18 @@ class TaskPool:
         return next((w for w in self.workers.values() if w.hub.connected), self.first)
 
     @contextlib.contextmanager
-    def _reaching(self, worker: Worker, task: object) -> Iterator[None]:
+    def _reaching(self, worker: Worker, task: object | None) -> Iterator[None]:
+        """`task`: the task the call is about (None: a new one)."""
         try:
             yield
         except OpenCodeUnavailable as exc:
             if len(self.workers) == 1:
                 raise  # one OpenCode: the error reads as it always did
+            if task is None:
+                raise WorkerDown(
+                    f"OpenCode worker {worker.name} ({worker.client.display_url}) stopped answering while the task "
+                    f"was submitted ({exc}). Try again: new tasks go to the workers that answer"
+                ) from None
             raise WorkerDown(
                 f"OpenCode worker {worker.name} ({worker.client.display_url}), which holds task {task}, does not "
                 f"answer ({exc}). The task is kept there and is readable again once {worker.name} is back: call "
@@ -155,7 +161,7 @@ class TaskPool:
         load = await self.placement.acquire(earlier.load if earlier else None, report)
         worker = self.workers[load.name]
         try:
-            with self._reaching(worker, task_id or f"new on {worker.name}"):
+            with self._reaching(worker, task_id):
                 return await worker.service.submit(task_id=task_id, **kwargs)
         except BaseException:
             load.release()
