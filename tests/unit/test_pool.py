@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
 import pytest
 
 from opencode_mcp_gateway.config import ConfigError, load_settings
+from opencode_mcp_gateway.opencode import OpenCodeUnavailable
+from opencode_mcp_gateway.tasks import TaskError
 from opencode_mcp_gateway.tasks.ids import InvalidTaskId, TaskId, parse_task_id
 from opencode_mcp_gateway.tasks.placement import Placement, PoolFull, WorkerLoad
+from opencode_mcp_gateway.tasks.pool import TaskPool, WorkerDown
 from opencode_mcp_gateway.workers import default_max_tasks
 
 pytestmark = pytest.mark.anyio
@@ -220,3 +224,35 @@ async def test_no_worker_answering_is_said_so() -> None:
 async def test_one_opencode_without_a_limit_is_placed_as_before_even_when_down() -> None:
     only = load("w0", connected=False)
     assert await Placement([only], max_tasks=None, wait_seconds=30).acquire() is only
+
+
+# -- routing --------------------------------------------------------------------------------
+class DownService:
+    shutting_down = False
+
+    async def view(self, tid: TaskId, *, with_files: bool = True) -> Any:
+        raise OpenCodeUnavailable("connection refused")
+
+
+def pool_of(*names: str) -> TaskPool:
+    workers = [
+        SimpleNamespace(name=n, service=DownService(), load=load(n), client=SimpleNamespace(display_url=f"http://{n}"))
+        for n in names
+    ]
+    return TaskPool(load_settings(opencode_workers=",".join(f"{n}=http://{n}:1" for n in names)), workers)  # type: ignore[arg-type]
+
+
+async def test_a_worker_that_does_not_answer_is_named_never_an_unknown_task() -> None:
+    with pytest.raises(WorkerDown, match=r"OpenCode worker w1 \(http://w1\), which holds task w1:ses_") as err:
+        await pool_of("w0", "w1").view(f"w1:{SES}.{MSG}")
+    assert "unknown" not in str(err.value) and "get_task_status" in str(err.value)
+
+
+async def test_a_worker_not_configured_is_an_unknown_task_and_never_contacted() -> None:
+    with pytest.raises(TaskError, match=r"unknown task_id w5:ses_.*no OpenCode worker w5 \(its workers: w0, w1\)"):
+        await pool_of("w0", "w1").view(f"w5:{SES}.{MSG}")
+
+
+async def test_with_one_opencode_its_errors_read_as_before() -> None:
+    with pytest.raises(OpenCodeUnavailable, match="connection refused"):
+        await pool_of("w0").view(f"{SES}.{MSG}")
