@@ -119,7 +119,8 @@ async def test_tasks_spread_over_the_workers_and_every_tool_reaches_them(
             messages = await call("get_task_messages", {"task_id": task_id})
             assert [m["role"] for m in messages["messages"]][:2] == ["user", "assistant"]
             diff = await call("get_task_diff", {"task_id": task_id})
-            assert [f["path"] for f in diff["files"]] == [name]
+            # (a task running beside it in the same directory may show in OpenCode's snapshot diff)
+            assert name in [f["path"] for f in diff["files"]], diff
             progress = Progress()
             follow = await call(
                 "run_coding_task",
@@ -242,6 +243,25 @@ async def test_placement_limit_waits_then_fails_retryably_or_runs_once_a_slot_fr
             await c.call_tool("abort_task", {"task_id": holders[0]["task_id"]})
     finally:
         tight.stop()
+
+
+async def test_respond_to_task_answers_a_permission_on_either_worker(trio: Replicas, tmp_path: Path) -> None:
+    async with connect(trio.mcp_url, "2025") as c:  # a client that cannot be asked: it answers by tool
+        for worker, task in (await one_task_per_worker(c, "respond")).items():
+            target = outside_file(tmp_path)
+            prompt = script({"tool": "write", "args": {"filePath": str(target), "content": "r\n"}}, {"text": "ok"})
+            started = data(await c.call_tool("run_coding_task_async", {"prompt": prompt, "task_id": task["task_id"]}))
+            waiting = data(await c.call_tool("get_task_status", {"task_id": started["task_id"], "wait_seconds": 30}))
+            assert waiting["status"] == "waiting_for_input" and worker_of(waiting["task_id"]) == worker, waiting
+            answered = data(
+                await c.call_tool(
+                    "respond_to_task",
+                    {"task_id": started["task_id"], "request_id": waiting["pending"][0]["id"], "reply": "once"},
+                )
+            )
+            assert answered["answered"] is True
+            done = data(await c.call_tool("get_task_status", {"task_id": started["task_id"], "wait_seconds": 30}))
+            assert done["status"] == "completed" and target.read_text() == "r\n", done
 
 
 async def test_a_worker_killed_and_restarted(trio: Replicas, pool: Pool) -> None:
