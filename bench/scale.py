@@ -27,7 +27,7 @@ from tests.support.procs import Gateway, OpenCodeServer
 
 SIZES = {
     "smoke": {"clients": 3, "calls": 10, "relay_calls": 20, "tasks": 10},
-    "full": {"clients": 6, "calls": 100, "relay_calls": 300, "tasks": 200},
+    "full": {"clients": 6, "calls": 50, "relay_calls": 300, "tasks": 200},
 }
 TOPOLOGIES = [(1, 1), (3, 1), (1, 2), (3, 2)]  # (gateways, workers)
 
@@ -167,32 +167,36 @@ class ScaleBench:
         }
 
     async def many_tasks(self) -> dict[str, Any]:
-        """N concurrent run_coding_task_async over 3 gateways and 2 workers, all followed to the end."""
-        count = self.n["tasks"]
+        """N concurrent run_coding_task_async over 3 gateways and 2 workers, from 10 clients (each
+        its own 2025 session, so relays included), every task followed to its end."""
+        count, clients = self.n["tasks"], 10
         with self.cluster(3, 2, WORKER_MAX_TASKS=str(count)) as cluster:
             errors, completed, ids = 0, 0, []
             started = time.perf_counter()
-            async with mcp.Client(cluster.url) as c:
 
-                async def one(i: int) -> None:
-                    nonlocal errors, completed
-                    prompt = script(
-                        {"tool": "write", "args": {"filePath": f"many_{i}.txt", "content": f"{i}\n"}},
-                        {"text": f"task {i} done"},
-                    )
-                    try:
-                        task = data(await c.call_tool("run_coding_task_async", {"prompt": prompt}))
-                        ids.append(task["task_id"])
-                        done = data(
-                            await c.call_tool("get_task_status", {"task_id": task["task_id"], "wait_seconds": 300})
-                        )
-                        completed += done["status"] == "completed"
-                    except Exception:  # counted: the figure to watch is zero
-                        errors += 1
+            async def one(s: Any, i: int) -> None:
+                nonlocal errors, completed
+                prompt = script(
+                    {"tool": "write", "args": {"filePath": f"many_{i}.txt", "content": f"{i}\n"}},
+                    {"text": f"task {i} done"},
+                )
+                try:
+                    task = data(await s.call_tool("run_coding_task_async", {"prompt": prompt}))
+                    ids.append(task["task_id"])
+                    done = data(await s.call_tool("get_task_status", {"task_id": task["task_id"], "wait_seconds": 300}))
+                    completed += done["status"] == "completed"
+                except Exception:  # counted: the figure to watch is zero
+                    errors += 1
 
-                async with anyio.create_task_group() as tg:
-                    for i in range(count):
-                        tg.start_soon(one, i)
+            async def client(k: int) -> None:
+                session = mcp_session(cluster.url, max_connections=count // clients + 10)
+                async with session as s, anyio.create_task_group() as tg:
+                    for i in range(k, count, clients):
+                        tg.start_soon(one, s, i)
+
+            async with anyio.create_task_group() as tg:
+                for k in range(clients):
+                    tg.start_soon(client, k)
         return {
             "tasks": count,
             "completed": completed,
@@ -212,7 +216,8 @@ def render(r: dict[str, Any]) -> list[str]:
         "Every topology behind the test suite's plain round-robin balancer (no affinity), on loopback, all "
         "processes on the same 2 cores. Concurrent clients each make sequential `get_task_status` calls on tasks "
         "spread over the workers (2025: one MCP session per client, relayed to the replica holding it when the "
-        "balancer sends it elsewhere; 2026: no session).",
+        "balancer sends it elsewhere; 2026: no session). Reproduce this section alone with `python -m bench.scale` "
+        "(`--smoke` for tiny sizes).",
         "",
         "| gateways | workers | era | calls | calls/s | p50 ms | p99 ms | errors |",
         "|---|---|---|---|---|---|---|---|",
@@ -235,7 +240,7 @@ def render(r: dict[str, Any]) -> list[str]:
         f"(target ≤ 1.3x: {ok}).",
         "",
         f"{t['tasks']} concurrent `run_coding_task_async` tasks (each a write and an answer, then followed with "
-        f"`get_task_status`) over 3 gateways and 2 workers: {t['completed']} completed, {t['errors']} errors, "
+        f"`get_task_status`) over 3 gateways and 2 workers, from 10 clients: {t['completed']} completed, {t['errors']} errors, "
         f"{t['seconds']:.0f} s in all; placement put {spread}.",
         "",
     ]
