@@ -25,6 +25,8 @@ import anyio
 import httpx2
 from mcp.shared.dispatcher import ProgressFnT
 
+from bench.scale import ScaleBench
+from bench.scale import render as render_scale
 from opencode_mcp_gateway.pins import OPENCODE_VERSION
 from tests.support import call_counts
 from tests.support.client import data, mcp_session, script
@@ -106,6 +108,9 @@ class Bench:
             await self.progress_delay()
             await self.throughput()
             await anyio.to_thread.run_sync(self.cold_start)
+            self.gateway.stop()  # the scale-out section brings its own gateways and workers
+            self.opencode.stop()
+            self.results["scale"] = await ScaleBench(self.size, self.root / "scale", self.llm.url).run()  # type: ignore[attr-defined]
         finally:
             await self.http.aclose()
             self.echo.terminate()
@@ -513,6 +518,7 @@ def render(results: dict[str, Any], size: str, seconds: float) -> str:
         f"{cold['spawn_to_ready']['p99']:.2f} s (target ≤ 3 s: {target(cold['spawn_to_ready']['p99'] <= 3)}).",
         f"- Gateway alone, process start to `/healthz` 200: p50 {cold['gateway_alone']['p50']:.2f} s.",
         "",
+        *render_scale(results["scale"]),
         "## Reading the numbers",
         "",
         "- The bench client, the gateway and OpenCode share the machine's 2 cores. Baseline (b) is measured with "

@@ -23,9 +23,8 @@ from .opencode import EventHub, OpenCodeClient
 from .peers import SessionRouter
 from .session_quota import SessionQuota
 from .supervisor import OpenCodeSupervisor
-from .tasks import Catalog, PermissionBroker, TaskService
-from .tasks.tracker import TaskTracker
-from .tools import build_server, opencode_health
+from .tasks.pool import TaskPool, build_worker
+from .tools import build_server
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +48,21 @@ def create_app(
     password = settings.opencode_password.get_secret_value() if settings.opencode_password else None
     if supervisor is not None:
         password = supervisor.password
-    client = OpenCodeClient(
-        settings.opencode_base_url,
-        username=settings.opencode_username,
-        password=password,
-        timeout=settings.opencode_timeout_seconds,
-        is_ready=(lambda: supervisor.ready) if supervisor is not None else None,
-        transport=opencode_transport,
-    )
+    workers = []
+    for name, url in settings.worker_urls.items():  # one worker (w0) unless a pool is configured
+        client = OpenCodeClient(
+            url,
+            username=settings.opencode_username,
+            password=password,
+            timeout=settings.opencode_timeout_seconds,
+            is_ready=(lambda: supervisor.ready) if supervisor is not None else None,
+            worker=name,
+            transport=opencode_transport,
+        )
+        hub = EventHub(client, gate=supervisor.wait_ready if supervisor else None)
+        workers.append(build_worker(settings, name, client, hub))
     authenticator = build_authenticator(settings)
-    hub = EventHub(client, gate=supervisor.wait_ready if supervisor else None)
-    broker = PermissionBroker(client, hub, settings.permission_policy, settings.input_timeout_seconds)
-    tracker = TaskTracker(hub, client)
-    service = TaskService(settings, client, hub, broker, Catalog(client), tracker=tracker)
-    tracker.attach(service)
+    service = TaskPool(settings, workers)
     state_key = settings.request_state_key.get_secret_value() if settings.request_state_key else None
     mcp = build_server(service, request_state_key=state_key)
     metrics.watch_sessions(lambda: len(getattr(mcp.session_manager, "_server_instances", {})))
@@ -86,44 +86,35 @@ def create_app(
     router = SessionRouter(quota, gateway_id=settings.gateway_id, peers=peers) if peers else None
 
     async def healthz(_: Request) -> JSONResponse:
-        health = await opencode_health(client, timeout=2.0)
+        opencode, health = await service.health(timeout=2.0)
         return JSONResponse(
             {
                 "gateway": "ok",
-                "opencode": {"healthy": health.healthy, "version": health.version},
-                "event_stream_connected": hub.connected,
+                "opencode": {"healthy": opencode.healthy, "version": opencode.version},
+                "event_stream_connected": service.first.hub.connected,
+                "workers": {w.name: w.model_dump(exclude={"name"}) for w in health},
             }
         )
 
     async def readyz(_: Request) -> PlainTextResponse:
-        health = await opencode_health(client, timeout=2.0)
-        metrics.OPENCODE_UP.labels(client.worker).set(1 if health.healthy else 0)
-        if health.healthy:
+        """Ready while at least one worker answers: tasks of a worker that is down say so."""
+        opencode, health = await service.health(timeout=2.0)
+        for worker in health:
+            metrics.OPENCODE_UP.labels(worker.name).set(1 if worker.healthy else 0)
+        if opencode.healthy:
             return PlainTextResponse("ready")
-        return PlainTextResponse(f"not ready: {health.error or 'OpenCode reports unhealthy'}", status_code=503)
+        return PlainTextResponse(f"not ready: {opencode.error or 'OpenCode reports unhealthy'}", status_code=503)
 
     async def prometheus(_: Request) -> Response:
         return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)
-
-    async def watch_opencode() -> None:
-        """ocgw_opencode_up: one health check every few seconds."""
-        while True:
-            health = await opencode_health(client, timeout=2.0)
-            metrics.OPENCODE_UP.labels(client.worker).set(1 if health.healthy else 0)
-            await anyio.sleep(5)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tg:
             if supervisor is not None:
                 tg.start_soon(supervisor.run)
-            tg.start_soon(hub.run)
-            tg.start_soon(broker.run)
-            tg.start_soon(service.watch_session_errors)
-            tg.start_soon(tracker.run)
-            tg.start_soon(watch_opencode)
-            tg.start_soon(service.workspaces.watch, hub)
-            tg.start_soon(service.workspaces.janitor)
+            for worker in workers:
+                tg.start_soon(worker.run)
             try:
                 async with mcp.session_manager.run():
                     yield
@@ -135,7 +126,8 @@ def create_app(
         with anyio.CancelScope(shield=True):
             if supervisor is not None:
                 await supervisor.stop()
-            await client.aclose()
+            for worker in workers:
+                await worker.client.aclose()
             await authenticator.aclose()
             if router is not None:
                 await router.aclose()

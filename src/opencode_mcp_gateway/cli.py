@@ -87,13 +87,16 @@ def serve(settings: Settings) -> None:
 
     app = create_app(settings, supervisor)
     stop_tracing = tracing.setup(settings.otel_exporter_otlp_endpoint)
+    workers = settings.worker_urls
     log.info(
         "opencode-mcp-gateway %s: MCP at http://%s:%s%s, OpenCode at %s%s",
         __version__,
         settings.host,
         settings.port,
         settings.mcp_path,
-        redact_url(settings.opencode_base_url),
+        ", ".join(
+            f"{name} {redact_url(url)}" if len(workers) > 1 else redact_url(url) for name, url in workers.items()
+        ),
         " (spawned)" if settings.spawn_opencode else "",
     )
     config = uvicorn.Config(

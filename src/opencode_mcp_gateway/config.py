@@ -124,6 +124,31 @@ class Settings(BaseSettings):
     repository_fetch_timeout_seconds: float = Field(300.0, gt=0)
     repository_max_size_mb: int = Field(2048, gt=0)
 
+    # Worker pool: tasks spread over several `opencode serve` (see workers.py, tasks/placement.py).
+    opencode_workers: str = ""
+    opencode_worker_url_template: str | None = None
+    opencode_worker_count: int | None = Field(None, ge=1, le=1000)
+    worker_max_tasks: int | None = Field(None, ge=1, le=100_000)
+    schedule_wait_seconds: float = Field(30.0, ge=0, le=3600)
+
+    @model_validator(mode="after")
+    def _one_worker_pool(self) -> Settings:
+        template, count = self.opencode_worker_url_template, self.opencode_worker_count
+        if self.opencode_workers.strip() and (template or count):
+            raise ValueError("set OPENCODE_WORKERS or OPENCODE_WORKER_URL_TEMPLATE/_COUNT, not both")
+        if bool(template) != bool(count):
+            raise ValueError("OPENCODE_WORKER_URL_TEMPLATE and OPENCODE_WORKER_COUNT go together: set both or neither")
+        from .workers import expand_template, parse_workers
+
+        try:
+            pool = expand_template(template, count) if template and count else parse_workers(self.opencode_workers)
+        except ValueError as exc:
+            name = "OPENCODE_WORKER_URL_TEMPLATE" if template else "OPENCODE_WORKERS"
+            raise ValueError(f"{name}: {exc}") from None
+        if pool and self.spawn_opencode:
+            raise ValueError("--spawn-opencode runs one OpenCode: leave OPENCODE_WORKERS and the template out")
+        return self
+
     @field_validator("mcp_path")
     @classmethod
     def _path(cls, value: str) -> str:
@@ -263,6 +288,27 @@ class Settings(BaseSettings):
         from .peers import parse_peers
 
         return parse_peers(self.gateway_peers)
+
+    @property
+    def worker_urls(self) -> dict[str, str]:
+        """The OpenCode workers by name, in order (one, `w0`, unless a pool is configured)."""
+        from .workers import expand_template, parse_workers
+
+        template, count = self.opencode_worker_url_template, self.opencode_worker_count
+        if template and count:
+            return expand_template(template, count)
+        return parse_workers(self.opencode_workers) or {"w0": self.opencode_base_url}
+
+    @property
+    def worker_task_limit(self) -> int | None:
+        """Running tasks per worker: WORKER_MAX_TASKS; unset, sized to the CPU for a configured
+        pool and no limit for the single OPENCODE_BASE_URL (as before the pool existed)."""
+        from .workers import default_max_tasks
+
+        if self.worker_max_tasks is not None:
+            return self.worker_max_tasks
+        pooled = self.opencode_workers.strip() or self.opencode_worker_url_template
+        return default_max_tasks() if pooled else None
 
     @property
     def binds_loopback(self) -> bool:

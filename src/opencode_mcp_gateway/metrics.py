@@ -40,6 +40,12 @@ TASKS_FINISHED = Counter(
 for _status in ("completed", "failed", "aborted"):
     TASKS_FINISHED.labels(_status)  # every status shows, at 0, from the start
 TASKS_RUNNING = Gauge("ocgw_tasks_running", "Tasks this gateway knows to be running", registry=REGISTRY)
+WORKER_TASKS_RUNNING = Gauge(
+    "ocgw_worker_tasks_running",
+    "Tasks running on each OpenCode worker, as placement sees them (from the worker's event stream)",
+    ["worker"],
+    registry=REGISTRY,
+)
 MCP_SESSIONS = Gauge("ocgw_mcp_sessions", "Open MCP sessions (protocol eras with sessions)", registry=REGISTRY)
 OPENCODE_UP = Gauge(
     "ocgw_opencode_up", "1 when the OpenCode worker answers its health check", ["worker"], registry=REGISTRY

@@ -31,7 +31,7 @@ TASK_ID = re.compile(r"ses_\w+\.msg_\w+")
 class Replicas:
     """Gateways g0..gN-1 that know each other, behind one round-robin balancer."""
 
-    def __init__(self, root: Path, opencode: OpenCodeServer, count: int = 3, **env: str) -> None:
+    def __init__(self, root: Path, opencode: OpenCodeServer, env: dict[str, str] | None = None, count: int = 3) -> None:
         self.gateways = [Gateway(root / f"g{i}", {}) for i in range(count)]
         peers = ",".join(f"g{i}={g.url}" for i, g in enumerate(self.gateways))
         key = secrets.token_hex(32)
@@ -44,7 +44,7 @@ class Replicas:
                     "REQUEST_STATE_KEY": key,
                     # the balancer is the Host clients use
                     "ALLOWED_HOSTS": "127.0.0.1,localhost",
-                    **env,
+                    **(env or {}),
                 }
             )
         self.balancer = RoundRobin([g.url for g in self.gateways])
@@ -71,7 +71,7 @@ class Replicas:
 
 @pytest.fixture(scope="module")
 def replicas(tmp_path_factory: pytest.TempPathFactory, opencode: OpenCodeServer) -> Iterator[Replicas]:
-    trio = Replicas(tmp_path_factory.mktemp("replicas"), opencode, PERMISSION_POLICY="ask").start()
+    trio = Replicas(tmp_path_factory.mktemp("replicas"), opencode, {"PERMISSION_POLICY": "ask"}).start()
     yield trio
     trio.stop()
 

@@ -13,7 +13,8 @@ from mcp.server.mcpserver import MCPServer
 
 from opencode_mcp_gateway.config import Settings
 from opencode_mcp_gateway.opencode import EventHub, OpenCodeClient
-from opencode_mcp_gateway.tasks import Catalog, PermissionBroker, TaskService
+from opencode_mcp_gateway.tasks import PermissionBroker, TaskService
+from opencode_mcp_gateway.tasks.pool import TaskPool, build_worker
 from opencode_mcp_gateway.tools import build_server
 from tests.support.fake_opencode import FakeOpenCode
 
@@ -48,13 +49,15 @@ async def in_memory_gateway(fake: FakeOpenCode | None = None, **overrides: Any) 
     settings = settings_for(**overrides)
     client = OpenCodeClient(OPENCODE_URL, transport=fake.transport, password=fake.password)
     hub = EventHub(client)
-    broker = PermissionBroker(client, hub, settings.permission_policy, settings.input_timeout_seconds)
-    service = TaskService(settings, client, hub, broker, Catalog(client))
-    gateway = InMemoryGateway(fake, settings, client, hub, broker, service, build_server(service))
+    worker = build_worker(settings, "w0", client, hub)  # the one worker of a gateway without a pool
+    broker, service = worker.broker, worker.service
+    gateway = InMemoryGateway(fake, settings, client, hub, broker, service, build_server(TaskPool(settings, [worker])))
     try:
         async with anyio.create_task_group() as tg:
+            # the worker's background work, less the tracker, workspaces and health (not needed here)
             tg.start_soon(hub.run)
             tg.start_soon(broker.run)
+            tg.start_soon(worker.load.run)
             tg.start_soon(service.watch_session_errors)
             assert await hub.wait_connected(5), "the event stream did not connect"
             yield gateway

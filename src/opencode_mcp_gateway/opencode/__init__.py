@@ -8,9 +8,11 @@ from ._errors import (
     OpenCodeRequestError,
     OpenCodeUnavailable,
 )
-from ._events import Event, EventHub, Subscription, session_id_of
+from ._events import DISCONNECTED, RESYNC, Event, EventHub, Subscription, session_id_of
 
 __all__ = [
+    "DISCONNECTED",
+    "RESYNC",
     "Event",
     "EventHub",
     "OpenCodeAuthError",

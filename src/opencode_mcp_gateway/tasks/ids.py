@@ -1,8 +1,15 @@
-"""Task ids: `<session id>.<user message id>`, both OpenCode's own.
+"""Task ids: `[<worker>:]<session id>.<user message id>`, the ids OpenCode's own.
 
 The gateway picks the user message id itself (in OpenCode's ascending format) before it
 submits the prompt, so the task id is known up front and resolvable by any gateway
-process pointed at the same OpenCode: no gateway memory is needed to answer for it.
+process configured with the same workers: no gateway memory is needed to answer for it.
+
+The worker prefix names the OpenCode worker holding the session (`w1:ses_….msg_…`).
+Worker `w0` has none, so ids issued before the worker pool existed (and every id of a
+gateway with one OpenCode) keep their form and mean `w0`; `w0:ses_…` is accepted too.
+OpenCode ids start with `ses_`/`msg_` and hold no `:`, so the prefix cannot be mistaken
+for part of them. The name is only looked up among the configured workers, never used
+as an address.
 """
 
 from __future__ import annotations
@@ -15,8 +22,9 @@ from typing import NamedTuple
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ID = r"[A-Za-z0-9]{8,64}"
-_TASK_RE = re.compile(rf"^(ses_{_ID})\.(msg_{_ID})$")
-_SESSION_RE = re.compile(rf"^ses_{_ID}$")
+_WORKER = r"w(?:0|[1-9][0-9]{0,3})"
+_TASK_RE = re.compile(rf"^(?:({_WORKER}):)?(ses_{_ID})(?:\.(msg_{_ID}))?$")
+FIRST_WORKER = "w0"
 _lock = threading.Lock()
 _last = [0, 0]  # last millisecond, counter within it
 
@@ -24,9 +32,11 @@ _last = [0, 0]  # last millisecond, counter within it
 class TaskId(NamedTuple):
     session_id: str
     message_id: str | None  # None: "the newest task of this session"
+    worker: str = FIRST_WORKER  # the OpenCode worker holding the session
 
     def __str__(self) -> str:
-        return f"{self.session_id}.{self.message_id}" if self.message_id else self.session_id
+        bare = f"{self.session_id}.{self.message_id}" if self.message_id else self.session_id
+        return bare if self.worker == FIRST_WORKER else f"{self.worker}:{bare}"
 
 
 class InvalidTaskId(ValueError):
@@ -37,12 +47,10 @@ def parse_task_id(raw: str) -> TaskId:
     text = (raw or "").strip()
     match = _TASK_RE.match(text)
     if match:
-        return TaskId(match.group(1), match.group(2))
-    if _SESSION_RE.match(text):
-        return TaskId(text, None)
+        return TaskId(match.group(2), match.group(3), match.group(1) or FIRST_WORKER)
     raise InvalidTaskId(
         f"task_id {raw!r} is not a task id of this gateway: use the task_id returned by "
-        "run_coding_task or run_coding_task_async (it looks like ses_….msg_…)"
+        "run_coding_task or run_coding_task_async (it looks like ses_….msg_…, or w1:ses_….msg_… on another worker)"
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 from pydantic import BaseModel, Field
@@ -20,8 +20,8 @@ from pydantic import BaseModel, Field
 from .ids import TaskId
 from .ownership import may_see
 from .permissions import CREATED_BY
-from .service import TaskError, TaskService
-from .views import TaskStatus
+from .service import TaskError
+from .views import TaskStatus, TaskView
 
 MAX_SCANNED = 200  # task states read for one page; a status filter may need several calls
 READ_CONCURRENCY = 8
@@ -74,17 +74,23 @@ def _workspace(session: dict[str, Any]) -> WorkspaceRef | None:
     return None
 
 
+class Tasks(Protocol):
+    """Where the tasks are: every worker's sessions (with the worker's name), and their states."""
+
+    async def all_sessions(self) -> list[tuple[str, dict[str, Any]]]: ...
+
+    async def view(self, task_id: str | TaskId, *, with_files: bool = True) -> TaskView: ...
+
+
 class TaskLister:
-    def __init__(self, service: TaskService) -> None:
+    def __init__(self, service: Tasks) -> None:
         self.service = service
 
     async def page(self, *, status: str | None, limit: int, cursor: str | None) -> TaskList:
         after = decode_cursor(cursor) if cursor else None
-        sessions = [
-            s
-            for s in await self.service.client.all_sessions()
-            if (s.get("metadata") or {}).get("createdBy") == CREATED_BY and may_see(s)
-        ]
+        found = await self.service.all_sessions()
+        worker = {s["id"]: name for name, s in found}
+        sessions = [s for _, s in found if (s.get("metadata") or {}).get("createdBy") == CREATED_BY and may_see(s)]
         sessions.sort(key=_key, reverse=True)
         if after is not None:
             sessions = [s for s in sessions if _key(s) < after]
@@ -93,7 +99,7 @@ class TaskLister:
         while examined < len(sessions) and len(tasks) < limit and examined < MAX_SCANNED:
             size = READ_CONCURRENCY if status else min(READ_CONCURRENCY, limit - len(tasks))
             batch = sessions[examined : examined + size]
-            for session, summary in zip(batch, await self._summaries(batch), strict=True):
+            for session, summary in zip(batch, await self._summaries(batch, worker), strict=True):
                 examined += 1
                 position = _key(session)
                 if status is None or summary.status == status:
@@ -103,23 +109,24 @@ class TaskLister:
         more = examined < len(sessions) and position is not None
         return TaskList(tasks=tasks, next_cursor=encode_cursor(position) if more and position is not None else None)
 
-    async def _summaries(self, sessions: list[dict[str, Any]]) -> list[TaskSummary]:
+    async def _summaries(self, sessions: list[dict[str, Any]], worker: dict[str, str]) -> list[TaskSummary]:
         found: list[TaskSummary | None] = [None] * len(sessions)
 
         async def read(i: int) -> None:
-            found[i] = await self._summary(sessions[i])
+            found[i] = await self._summary(sessions[i], worker[sessions[i]["id"]])
 
         async with anyio.create_task_group() as tg:
             for i in range(len(sessions)):
                 tg.start_soon(read, i)
         return [f for f in found if f is not None]
 
-    async def _summary(self, session: dict[str, Any]) -> TaskSummary:
+    async def _summary(self, session: dict[str, Any], worker: str) -> TaskSummary:
+        bare = TaskId(session["id"], None, worker)
         try:
-            view = await self.service.view(TaskId(session["id"], None), with_files=False)
+            view = await self.service.view(bare, with_files=False)
             task_id, status = view.task_id, view.status
         except TaskError:  # created a moment ago: its prompt is not stored yet
-            task_id, status = session["id"], "running"
+            task_id, status = str(bare), "running"
         times = session.get("time") or {}
         return TaskSummary(
             task_id=task_id,

@@ -214,7 +214,8 @@ class TaskService:
         message_id = new_message_id()
         if session is not None:
             session_id = session["id"]
-            resumed = await self.workspaces.resume(session, str(TaskId(session_id, message_id)))
+            task = TaskId(session_id, message_id, self.client.worker)
+            resumed = await self.workspaces.resume(session, str(task))
             if resumed:
                 self._remember(resumed)
             await self._record_budget(resumed or session, budget)
@@ -233,15 +234,16 @@ class TaskService:
             )
             session_id = created["id"]
             await self._confirm_workspace(created, workdir)
+            task = TaskId(session_id, message_id, self.client.worker)
             if plan:
-                created = await self.workspaces.adopt(plan, created, str(TaskId(session_id, message_id)))
+                created = await self.workspaces.adopt(plan, created, str(task))
             self._remember(created)
         await self.client.prompt_async(
             session_id, message_id=message_id, text=prompt, agent=agent, model=provider_model
         )
         if self.tracker is not None:
-            self.tracker.track(TaskId(session_id, message_id), budget)
-        return TaskId(session_id, message_id)
+            self.tracker.track(task, budget)
+        return task
 
     async def _confirm_workspace(self, created: dict[str, Any], workdir: str | None) -> None:
         """A session OpenCode placed elsewhere than decided is deleted before it can run."""
@@ -304,7 +306,7 @@ class TaskService:
         user = find_user_message(messages, tid.message_id)
         if user is None:
             raise TaskError(f"unknown task_id {tid}: OpenCode has no such task in session {tid.session_id}")
-        return session, messages, TaskId(tid.session_id, str(user["info"]["id"]))
+        return session, messages, tid._replace(message_id=str(user["info"]["id"]))
 
     async def _derive(
         self, tid: TaskId, messages: list[dict[str, Any]], directory: str | None, *, idle: bool = False

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 30.0
 TERMINAL = ("completed", "failed", "aborted")
+_RUNNING: dict[str, int] = {}  # counted running tasks, by worker
 
 
 class TaskOps(Protocol):
@@ -80,12 +81,14 @@ class TaskTracker:
         self._set_running()
 
     def _set_running(self) -> None:
-        metrics.TASKS_RUNNING.set(sum(1 for f in self._tasks.values() if f.counted))
+        # one tracker per worker: the gauge is this gateway's total
+        _RUNNING[self._client.worker] = sum(1 for f in self._tasks.values() if f.counted)
+        metrics.TASKS_RUNNING.set(sum(_RUNNING.values()))
 
     def settle(self, task_id: str, status: str) -> None:
         """A state read showed the task in `status`: if it ended, it is finished here too."""
         if status in TERMINAL:
-            self._finish(task_id.partition(".")[2], status)
+            self._finish(task_id.rpartition(".")[2], status)
 
     def _finish(self, message_id: str, status: str) -> None:
         followed = self._tasks.pop(message_id, None)
@@ -171,7 +174,7 @@ class TaskTracker:
             return None
         if parent in self._tasks:  # submitted here while we looked: that record counts
             return self._tasks[parent]
-        followed = _Followed(TaskId(session_id, parent), budget, counted=False)
+        followed = _Followed(TaskId(session_id, parent, self._client.worker), budget, counted=False)
         for message in messages:
             info = message.get("info") or {}
             if info.get("role") == "assistant" and info.get("parentID") == parent:

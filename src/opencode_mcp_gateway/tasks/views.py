@@ -150,12 +150,19 @@ class OpenCodeHealth(BaseModel):
     error: str | None = None
 
 
+class WorkerHealth(OpenCodeHealth):
+    name: str = Field(description="the worker's name; task ids of workers other than w0 start with it")
+    event_stream_connected: bool
+    running_tasks: int = Field(description="tasks running on it, as placement counts them")
+
+
 class HealthView(BaseModel):
     gateway: str = "ok"
     version: str
-    opencode: OpenCodeHealth
+    opencode: OpenCodeHealth = Field(description="healthy while at least one worker answers")
     event_stream_connected: bool
     permission_policy: str
+    workers: list[WorkerHealth] = Field(default_factory=list, description="every OpenCode worker of this gateway")
 
 
 class RespondView(BaseModel):

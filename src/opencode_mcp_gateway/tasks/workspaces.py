@@ -251,6 +251,8 @@ class Workspaces:
         info = json.loads(await anyio.Path(note).read_text())
         tree = Tree(self.root / "worktrees" / note.stem, Path(info["git_dir"]))
         sid = info.get("session")
+        if info.get("worker", "w0") != self.client.worker:
+            return  # another worker's session: that worker's janitor removes it
         if sid and sid in await self.client.session_status(str(tree.path)):
             return  # still working: not idle, whatever the clock says
         if sid:
@@ -283,7 +285,7 @@ class Workspaces:
         """Marks the worktree as used now (the janitor's clock) and where it belongs."""
         note = self.root / "state" / f"{tree.path.name}.json"
         note.parent.mkdir(parents=True, exist_ok=True)
-        note.write_text(json.dumps({"git_dir": str(tree.common), "session": session_id}))
+        note.write_text(json.dumps({"git_dir": str(tree.common), "session": session_id, "worker": self.client.worker}))
 
     @contextlib.asynccontextmanager
     async def _locked(self, tree: Tree) -> AsyncIterator[None]:

@@ -22,7 +22,8 @@ from mcp.server.mcpserver import Context
 from mcp.types import ElicitRequest, ElicitRequestFormParams, ElicitResult, InputRequiredResult
 from pydantic import BaseModel, Field, ValidationError, create_model
 
-from ..tasks import Asker, TaskError, TaskId, TaskService, parse_task_id
+from ..tasks import Asker, TaskError, TaskId, parse_task_id
+from ..tasks.pool import TaskPool
 from ..tasks.views import PendingRequest, TaskView
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ def input_required(view: TaskView) -> InputRequiredResult:
     )
 
 
-async def apply_answers(service: TaskService, ctx: Context) -> TaskId:
+async def apply_answers(service: TaskPool, ctx: Context) -> TaskId:
     """A retry after `input_required`: answer each request, return the task to resume."""
     try:
         state = json.loads(ctx.request_state or "")

@@ -12,14 +12,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 
 from .. import logs, metrics, tracing
 from ..identity import identity_of_request
-from ..tasks.tracker import TaskTracker
 
 log = logging.getLogger("opencode_mcp_gateway.calls")
 
@@ -27,10 +26,16 @@ TERMINAL = ("completed", "failed", "aborted")
 UNKNOWN_TOOL = "unknown"  # label for names that are no tool here: labels stay bounded
 
 
+class Settles(Protocol):
+    """Told when a tool result shows a task ended (the budget trackers)."""
+
+    def settle(self, task_id: str, status: str) -> None: ...
+
+
 class ToolCalls:
     """`is_tool` tells real tool names from whatever a client sends."""
 
-    def __init__(self, is_tool: Callable[[str], bool], tracker: TaskTracker | None) -> None:
+    def __init__(self, is_tool: Callable[[str], bool], tracker: Settles | None) -> None:
         self.is_tool = is_tool
         self.tracker = tracker
 

@@ -20,13 +20,13 @@ from .. import __version__, logs
 from ..config import auth_methods
 from ..identity import identity_of_request
 from ..opencode import OpenCodeError, OpenCodeUnavailable
-from ..tasks import InvalidTaskId, TaskError, TaskId, TaskService, UnknownChoice, WorkspaceError, parse_task_id
+from ..tasks import InvalidTaskId, TaskError, TaskId, UnknownChoice, WorkspaceError, parse_task_id
 from ..tasks.budget import BudgetError, for_call
 from ..tasks.listing import TaskList, TaskLister
+from ..tasks.pool import TaskPool
 from ..tasks.views import AbortView, Agent, AgentsView, DiffView, HealthView, MessagesView, RespondView, TaskView
 from .callers import for_caller
 from .elicitation import apply_answers, can_elicit, input_required, is_modern, make_asker
-from .health import opencode_health
 from .observe import ToolCalls
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def workspace_args(
     return {"repository": repository, "ref": ref, "branch": branch, "push": push, "isolate": isolate}
 
 
-def build_server(service: TaskService, *, request_state_key: str | None = None) -> MCPServer:
+def build_server(service: TaskPool, *, request_state_key: str | None = None) -> MCPServer:
     settings = service.settings
     mcp = MCPServer(
         "opencode-mcp-gateway",
@@ -134,7 +134,7 @@ def build_server(service: TaskService, *, request_state_key: str | None = None) 
     )
     as_caller = for_caller(auth_configured=bool(auth_methods(settings)))  # tasks belong to their caller
     lister = TaskLister(service)
-    mcp.middleware.append(ToolCalls(lambda name: mcp._tool_manager.get_tool(name) is not None, service.tracker))
+    mcp.middleware.append(ToolCalls(lambda name: mcp._tool_manager.get_tool(name) is not None, service))
 
     def progress_reporter(ctx: Context) -> Callable[[str], Awaitable[None]]:
         step = 0
@@ -159,9 +159,11 @@ def build_server(service: TaskService, *, request_state_key: str | None = None) 
         max_tokens: int | None,
         max_cost_usd: float | None,
         workspace: dict[str, Any],
+        report: Callable[[str], Awaitable[None]] | None = None,
     ) -> TaskId:
         budget = for_call(settings, max_tokens, max_cost_usd)
         tid = await service.submit(
+            report=report,  # when every worker is full, the wait for a slot is told
             prompt=prompt,
             agent=agent,
             model=model,
@@ -203,6 +205,7 @@ def build_server(service: TaskService, *, request_state_key: str | None = None) 
         while it works. If it takes longer than timeout_seconds, returns status 'running'
         with a task_id to poll with get_task_status (the task keeps going). Cancelling
         this call aborts the task."""
+        report = progress_reporter(ctx)
         if ctx.request_state:  # 2026-07-28: the client calls again with answers to our questions
             tid = await apply_answers(service, ctx)
         else:
@@ -216,13 +219,14 @@ def build_server(service: TaskService, *, request_state_key: str | None = None) 
                 max_tokens,
                 max_cost_usd,
                 workspace_args(repository, ref, branch, push, isolate),
+                report,
             )
         asking = settings.permission_policy == "ask"
         try:
             view = await service.wait(
                 tid,
                 timeout_seconds or settings.task_timeout_seconds,
-                report=progress_reporter(ctx),
+                report=report,
                 ask=make_asker(ctx) if asking else None,
             )
         except OpenCodeError as exc:
@@ -369,7 +373,7 @@ def build_server(service: TaskService, *, request_state_key: str | None = None) 
     async def list_agents() -> AgentsView:
         """The agents OpenCode offers (name, description, mode). Pass a primary agent's
         name as `agent` to run_coding_task."""
-        agents = await service.catalog.agents(fresh=True)
+        agents = await service.answering().service.catalog.agents(fresh=True)
         return AgentsView(
             agents=[
                 Agent(name=a["name"], description=a.get("description") or None, mode=a.get("mode")) for a in agents
@@ -379,12 +383,14 @@ def build_server(service: TaskService, *, request_state_key: str | None = None) 
 
     @mcp.tool(annotations=READ_ONLY)
     async def health_check() -> HealthView:
-        """Health of the gateway and of OpenCode behind it, with OpenCode's version."""
+        """Health of the gateway and of OpenCode behind it, with OpenCode's version, per worker."""
+        opencode, workers = await service.health()
         return HealthView(
             version=__version__,
-            opencode=await opencode_health(service.client),
-            event_stream_connected=service.hub.connected,
+            opencode=opencode,
+            event_stream_connected=any(w.event_stream_connected for w in workers),
             permission_policy=settings.permission_policy,
+            workers=workers,
         )
 
     return mcp

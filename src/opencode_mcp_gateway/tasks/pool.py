@@ -1,0 +1,242 @@
+"""The pool of OpenCode workers: one task service per worker, and the routing between them.
+
+Each worker has its own client, event hub, permission broker, catalog, budget tracker and
+task service (which stamps its worker's name on the task ids it issues). The pool is
+what the tools call: a new task goes where `Placement` says; every other operation goes
+to the worker named by the task id, and only to a configured one (an unknown name is an
+unknown task). A worker that does not answer makes its tasks fail with an error naming
+it, never "unknown task": the tasks live in the worker and are readable once it is back.
+With no pool configured there is one worker, `w0` = OPENCODE_BASE_URL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from .. import metrics
+from ..config import Settings
+from ..opencode import EventHub, OpenCodeClient, OpenCodeError, OpenCodeUnavailable
+from .catalog import Catalog
+from .ids import TaskId, parse_task_id
+from .permissions import PermissionBroker
+from .placement import Placement, Reporter, WorkerLoad
+from .service import Asker, TaskError, TaskService
+from .tracker import TaskTracker
+from .views import AbortView, DiffView, MessagesView, OpenCodeHealth, RespondView, TaskView, WorkerHealth
+
+log = logging.getLogger(__name__)
+
+
+class WorkerDown(TaskError):
+    """The worker holding a task does not answer; the task is kept there."""
+
+
+@dataclass
+class Worker:
+    name: str
+    client: OpenCodeClient
+    hub: EventHub
+    broker: PermissionBroker
+    service: TaskService
+    tracker: TaskTracker
+    load: WorkerLoad
+
+    async def run(self) -> None:
+        """Its background work: events, permissions, budgets, workspaces, load, health."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.hub.run)
+            tg.start_soon(self.broker.run)
+            tg.start_soon(self.tracker.run)
+            tg.start_soon(self.load.run)
+            tg.start_soon(self.service.watch_session_errors)
+            tg.start_soon(self.service.workspaces.watch, self.hub)
+            tg.start_soon(self.service.workspaces.janitor)  # each removes its own worker's worktrees
+            tg.start_soon(self._watch_health)
+
+    async def _watch_health(self) -> None:
+        """ocgw_opencode_up: one health check every few seconds."""
+        while True:
+            metrics.OPENCODE_UP.labels(self.name).set(1 if (await self.health(timeout=2.0)).healthy else 0)
+            await anyio.sleep(5)
+
+    async def health(self, timeout: float = 3.0) -> WorkerHealth:
+        try:
+            data = await self.client.health(timeout=timeout)
+            healthy, version, error = bool(data.get("healthy")), data.get("version"), None
+        except OpenCodeError as exc:
+            healthy, version, error = False, None, str(exc)
+        return WorkerHealth(
+            name=self.name,
+            healthy=healthy,
+            version=version,
+            url=self.client.display_url,
+            error=error,
+            event_stream_connected=self.hub.connected,
+            running_tasks=self.load.running,
+        )
+
+
+def build_worker(
+    settings: Settings,
+    name: str,
+    client: OpenCodeClient,
+    hub: EventHub,
+) -> Worker:
+    broker = PermissionBroker(client, hub, settings.permission_policy, settings.input_timeout_seconds)
+    tracker = TaskTracker(hub, client)
+    service = TaskService(settings, client, hub, broker, Catalog(client), tracker=tracker)
+    tracker.attach(service)
+    load = WorkerLoad(name, hub, client, [None, settings.workspace_root])
+    return Worker(name, client, hub, broker, service, tracker, load)
+
+
+class TaskPool:
+    def __init__(self, settings: Settings, workers: Sequence[Worker]) -> None:
+        self.settings = settings
+        self.workers = {w.name: w for w in workers}
+        self.placement = Placement(
+            [w.load for w in workers], max_tasks=settings.worker_task_limit, wait_seconds=settings.schedule_wait_seconds
+        )
+
+    # -- which worker ---------------------------------------------------------------------
+    @property
+    def first(self) -> Worker:
+        return next(iter(self.workers.values()))
+
+    @property
+    def shutting_down(self) -> bool:
+        return self.first.service.shutting_down
+
+    @shutting_down.setter
+    def shutting_down(self, value: bool) -> None:
+        for worker in self.workers.values():
+            worker.service.shutting_down = value
+
+    def worker_of(self, tid: TaskId) -> Worker:
+        worker = self.workers.get(tid.worker)
+        if worker is None:
+            raise TaskError(
+                f"unknown task_id {tid}: this gateway has no OpenCode worker {tid.worker} "
+                f"(its workers: {', '.join(self.workers)})"
+            )
+        return worker
+
+    def answering(self) -> Worker:
+        """A worker to ask what is the same everywhere (agents, models): one that is up."""
+        return next((w for w in self.workers.values() if w.hub.connected), self.first)
+
+    @contextlib.contextmanager
+    def _reaching(self, worker: Worker, task: object | None) -> Iterator[None]:
+        """`task`: the task the call is about (None: a new one)."""
+        try:
+            yield
+        except OpenCodeUnavailable as exc:
+            if len(self.workers) == 1:
+                raise  # one OpenCode: the error reads as it always did
+            if task is None:
+                raise WorkerDown(
+                    f"OpenCode worker {worker.name} ({worker.client.display_url}) stopped answering while the task "
+                    f"was submitted ({exc}). Try again: new tasks go to the workers that answer"
+                ) from None
+            raise WorkerDown(
+                f"OpenCode worker {worker.name} ({worker.client.display_url}), which holds task {task}, does not "
+                f"answer ({exc}). The task is kept there and is readable again once {worker.name} is back: call "
+                f"get_task_status(task_id='{task}') later"
+            ) from None
+
+    def _route(self, task_id: str | TaskId) -> tuple[TaskId, Worker]:
+        tid = parse_task_id(task_id) if isinstance(task_id, str) else task_id
+        return tid, self.worker_of(tid)
+
+    # -- the task operations ------------------------------------------------------------------
+    async def submit(self, *, task_id: str | None = None, report: Reporter | None = None, **kwargs: Any) -> TaskId:
+        """A new task on the least-loaded ready worker; a follow-up on its task's worker."""
+        earlier = self._route(task_id)[1] if task_id else None
+        load = await self.placement.acquire(earlier.load if earlier else None, report)
+        worker = self.workers[load.name]
+        try:
+            with self._reaching(worker, task_id):
+                return await worker.service.submit(task_id=task_id, **kwargs)
+        except BaseException:
+            load.release()
+            raise
+
+    async def view(self, task_id: str | TaskId, *, with_files: bool = True) -> TaskView:
+        tid, worker = self._route(task_id)
+        with self._reaching(worker, tid):
+            return await worker.service.view(tid, with_files=with_files)
+
+    async def wait(
+        self, tid: TaskId, timeout: float, *, report: Reporter | None = None, ask: Asker | None = None
+    ) -> TaskView:
+        worker = self.worker_of(tid)
+        with self._reaching(worker, tid):
+            return await worker.service.wait(tid, timeout, report=report, ask=ask)
+
+    async def messages(self, task_id: str, *, limit: int, offset: int) -> MessagesView:
+        tid, worker = self._route(task_id)
+        with self._reaching(worker, tid):
+            return await worker.service.messages(task_id, limit=limit, offset=offset)
+
+    async def diff(self, task_id: str, *, path: str | None = None) -> DiffView:
+        tid, worker = self._route(task_id)
+        with self._reaching(worker, tid):
+            return await worker.service.diff(task_id, path=path)
+
+    async def abort(self, task_id: str | TaskId) -> AbortView:
+        tid, worker = self._route(task_id)
+        with self._reaching(worker, tid):
+            return await worker.service.abort(tid)
+
+    async def respond(
+        self,
+        task_id: str,
+        request_id: str,
+        decision: str | None,
+        answers: list[list[str]] | None,
+        message: str | None,
+    ) -> RespondView:
+        tid, worker = self._route(task_id)
+        with self._reaching(worker, tid):
+            return await worker.service.respond(task_id, request_id, decision, answers, message)
+
+    def settle(self, task_id: str, status: str) -> None:
+        """A tool result showed the task in `status` (the per-call wrapper tells the budgets)."""
+        with contextlib.suppress(ValueError):
+            self._route(task_id)[1].tracker.settle(task_id, status)
+
+    async def all_sessions(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every worker's sessions, each with its worker's name; a worker down is left out."""
+        found: list[tuple[str, dict[str, Any]]] = []
+
+        async def read(worker: Worker) -> None:
+            try:
+                found.extend((worker.name, s) for s in await worker.client.all_sessions())
+            except OpenCodeError as exc:
+                log.warning("list_tasks: worker %s left out: %s", worker.name, exc)
+
+        async with anyio.create_task_group() as tg:
+            for worker in self.workers.values():
+                tg.start_soon(read, worker)
+        return found
+
+    # -- health ------------------------------------------------------------------------------
+    async def health(self, timeout: float = 3.0) -> tuple[OpenCodeHealth, list[WorkerHealth]]:
+        """Each worker's health, and OpenCode's as a whole: healthy while one worker is."""
+        workers: list[WorkerHealth] = [WorkerHealth.model_construct()] * len(self.workers)
+
+        async def check(i: int, worker: Worker) -> None:
+            workers[i] = await worker.health(timeout)
+
+        async with anyio.create_task_group() as tg:
+            for i, worker in enumerate(self.workers.values()):
+                tg.start_soon(check, i, worker)
+        best = next((w for w in workers if w.healthy), workers[0])
+        summary = OpenCodeHealth(healthy=best.healthy, version=best.version, url=best.url, error=best.error)
+        return summary, workers
