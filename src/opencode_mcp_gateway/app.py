@@ -49,17 +49,22 @@ def create_app(
     if supervisor is not None:
         password = supervisor.password
     workers = []
-    for name, url in settings.worker_urls.items():  # one worker (w0) unless a pool is configured
+    urls = settings.worker_urls  # one worker (w0) unless a pool is configured
+    # A spawned OpenCode accepts connections before it can answer: its single client waits for
+    # the supervisor. In a pool the spawned one is only one of the workers (reached by its pod
+    # address), so no client waits on it: one not ready yet is simply not ready for placement.
+    gate = supervisor if supervisor is not None and len(urls) == 1 else None
+    for name, url in urls.items():
         client = OpenCodeClient(
             url,
             username=settings.opencode_username,
             password=password,
             timeout=settings.opencode_timeout_seconds,
-            is_ready=(lambda: supervisor.ready) if supervisor is not None else None,
+            is_ready=(lambda: gate.ready) if gate is not None else None,
             worker=name,
             transport=opencode_transport,
         )
-        hub = EventHub(client, gate=supervisor.wait_ready if supervisor else None)
+        hub = EventHub(client, gate=gate.wait_ready if gate is not None else None)
         workers.append(build_worker(settings, name, client, hub))
     authenticator = build_authenticator(settings)
     service = TaskPool(settings, workers)

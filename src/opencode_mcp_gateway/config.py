@@ -145,8 +145,13 @@ class Settings(BaseSettings):
         except ValueError as exc:
             name = "OPENCODE_WORKER_URL_TEMPLATE" if template else "OPENCODE_WORKERS"
             raise ValueError(f"{name}: {exc}") from None
-        if pool and self.spawn_opencode:
-            raise ValueError("--spawn-opencode runs one OpenCode: leave OPENCODE_WORKERS and the template out")
+        if pool and self.spawn_opencode and _is_loopback(self.opencode_listen_host):
+            # The chart's StatefulSet: each pod spawns one worker of the pool, which the other
+            # replicas must reach, so it listens on the pod's address (under OPENCODE_PASSWORD).
+            raise ValueError(
+                "with --spawn-opencode and a pool, this pod's OpenCode is one of the workers: set "
+                "OPENCODE_LISTEN_HOST (e.g. 0.0.0.0) so the other gateways reach it"
+            )
         return self
 
     @field_validator("mcp_path")

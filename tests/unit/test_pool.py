@@ -111,12 +111,18 @@ def test_bad_pool_settings_stop_start_up_with_one_line(
     assert "hunter22" not in str(err.value)
 
 
-def test_spawn_mode_runs_one_opencode(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_spawn_mode_in_a_pool_serves_its_worker_to_the_other_gateways(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chart's StatefulSet: every pod spawns one worker of the pool."""
     for name, value in {"OPENCODE_API_URL": "http://x/v1", "OPENCODE_API_KEY": "k", "OPENCODE_MODEL_NAME": "m"}.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("OPENCODE_WORKERS", "w0=http://127.0.0.1:1,w1=http://127.0.0.1:2")
-    with pytest.raises(ConfigError, match="runs one OpenCode"):
-        load_settings(spawn_opencode=True)
+    monkeypatch.setenv("OPENCODE_WORKER_URL_TEMPLATE", "http://ocgw-{i}.ocgw-workers.ns.svc:4096")
+    monkeypatch.setenv("OPENCODE_WORKER_COUNT", "2")
+    with pytest.raises(ConfigError, match="set OPENCODE_LISTEN_HOST"):
+        load_settings(spawn_opencode=True)  # a loopback-only worker nobody else could reach
+    with pytest.raises(ConfigError, match="OPENCODE_PASSWORD is required"):
+        load_settings(spawn_opencode=True, opencode_listen_host="0.0.0.0")
+    pod = load_settings(spawn_opencode=True, opencode_listen_host="0.0.0.0", opencode_password="shared")
+    assert list(pod.worker_urls) == ["w0", "w1"]
 
 
 # -- placement ------------------------------------------------------------------------------
