@@ -5,7 +5,6 @@ a worker killed and restarted, and task ids from before the pool still meaning `
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,13 +16,12 @@ import pytest
 from mcp.client.session import ClientRequestContext
 from mcp.types import ElicitRequestParams, ElicitResult
 
-from tests.e2e.test_replicas import ERAS, Progress, Replicas, connect, outside_file
+from tests.e2e.test_replicas import ERAS, TASK_ID, Progress, Replicas, call_then_cancel, connect, outside_file
 from tests.support.client import data, error_text, script
 from tests.support.fake_llm import FakeLLM
 from tests.support.procs import OpenCodeServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
-TASK_ID = re.compile(r"(?:w\d+:)?ses_\w+\.msg_\w+")
 
 
 def worker_of(task_id: str) -> str:
@@ -148,20 +146,7 @@ async def test_client_cancel_aborts_a_task_on_either_worker(trio: Replicas, prot
     cancelled: set[str] = set()
     async with connect(trio.mcp_url, protocol) as c:
         for _ in range(8):
-            progress = Progress()
-            with anyio.fail_after(60):
-                async with anyio.create_task_group() as tg:
-
-                    async def run(progress: Progress = progress) -> None:
-                        prompt = script({"text": "never", "hang": 60})
-                        await c.call_tool("run_coding_task", {"prompt": prompt}, progress_callback=progress)
-
-                    tg.start_soon(run)
-                    while not progress.messages:
-                        await anyio.sleep(0.05)
-                    await anyio.sleep(0.5)
-                    tg.cancel_scope.cancel()
-            task_id = TASK_ID.search(progress.messages[0]).group(0)  # type: ignore[union-attr]
+            task_id = await call_then_cancel(c, script({"text": "never", "hang": 60}))
             status = data(await c.call_tool("get_task_status", {"task_id": task_id, "wait_seconds": 20}))
             assert status["status"] == "aborted", status
             cancelled.add(worker_of(task_id))

@@ -25,7 +25,7 @@ from tests.support.client import data, mcp_session, script
 from tests.support.procs import Gateway, OpenCodeServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
-TASK_ID = re.compile(r"ses_\w+\.msg_\w+")
+TASK_ID = re.compile(r"(?:w\d+:)?ses_\w+\.msg_\w+")  # a worker prefix on workers other than w0
 
 
 class Replicas:
