@@ -233,7 +233,9 @@ def read_environ(generations: int) -> dict[str, object]:
     """A bash call printing the environment of the agent's shell (0), of its parent,
     opencode serve (1), or of that one's parent, the gateway (2)."""
     command = "p=$$; " + "p=$(awk '{print $4}' /proc/$p/stat); " * generations
-    command += "echo \"== pid $p: $(tr '\\0' ' ' < /proc/$p/cmdline | head -c 80)\"; tr '\\0' '\\n' < /proc/$p/environ"
+    # The whole command line: a clone's path may be long (CI's is), and a cut one
+    # would hide the gateway's name that the test looks for.
+    command += "echo \"== pid $p: $(tr '\\0' ' ' < /proc/$p/cmdline)\"; tr '\\0' '\\n' < /proc/$p/environ"
     return {"tool": "bash", "args": {"command": command, "description": f"read environ {generations}"}}
 
 
