@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import Settings
+from .errors import TaskError
 from .state import TurnState
 
 
-class BudgetError(ValueError):
+class BudgetError(TaskError):
     """A requested budget the settings do not allow; the message says what to ask for."""
 
 

@@ -6,9 +6,10 @@ import time
 from typing import Any
 
 from ..opencode import OpenCodeClient
+from .errors import TaskError
 
 
-class UnknownChoice(ValueError):
+class UnknownChoice(TaskError):
     """An agent or model OpenCode does not offer; the message lists what exists."""
 
 

@@ -20,6 +20,8 @@ import threading
 import time
 from typing import NamedTuple
 
+from .errors import TaskError
+
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ID = r"[A-Za-z0-9]{8,64}"
 _WORKER = r"w(?:0|[1-9][0-9]{0,3})"
@@ -39,8 +41,8 @@ class TaskId(NamedTuple):
         return bare if self.worker == FIRST_WORKER else f"{self.worker}:{bare}"
 
 
-class InvalidTaskId(ValueError):
-    pass
+class InvalidTaskId(TaskError):
+    """A string that is not a task id of this gateway."""
 
 
 def parse_task_id(raw: str) -> TaskId:

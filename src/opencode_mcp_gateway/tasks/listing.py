@@ -17,10 +17,10 @@ from typing import Any, Protocol
 import anyio
 from pydantic import BaseModel, Field
 
+from .errors import TaskError
 from .ids import TaskId
 from .ownership import may_see
 from .permissions import CREATED_BY
-from .service import TaskError
 from .views import TaskStatus, TaskView
 
 MAX_SCANNED = 200  # task states read for one page; a status filter may need several calls
@@ -79,7 +79,7 @@ class Tasks(Protocol):
 
     async def all_sessions(self) -> list[tuple[str, dict[str, Any]]]: ...
 
-    async def view(self, task_id: str | TaskId, *, with_files: bool = True) -> TaskView: ...
+    async def view(self, tid: TaskId, *, with_files: bool = True) -> TaskView: ...
 
 
 class TaskLister:

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from typing import Any
 
 import anyio
 
 from ..opencode import Event, EventHub, OpenCodeClient, OpenCodeError, OpenCodeNotFound, session_id_of
+from .lru import LRU
 
 log = logging.getLogger(__name__)
 
@@ -115,18 +116,17 @@ class PermissionBroker:
         self.policy = policy
         self.input_timeout = input_timeout
         self._open: dict[str, tuple[str, str, float]] = {}  # id -> (kind, session, first seen)
-        self._ours: OrderedDict[str, bool] = OrderedDict()
-        self._notices: OrderedDict[str, deque[str]] = OrderedDict()
+        self._ours: LRU[str, bool] = LRU(10_000)
+        self._notices: LRU[str, deque[str]] = LRU(5000)
 
     # -- notices the task status shows --------------------------------------------------
     def notices(self, session_id: str) -> list[str]:
         return list(self._notices.get(session_id, ()))
 
     def add_notice(self, session_id: str, text: str) -> None:
-        self._notices.setdefault(session_id, deque(maxlen=20)).append(text)
-        self._notices.move_to_end(session_id)
-        while len(self._notices) > 5000:
-            self._notices.popitem(last=False)
+        notices = self._notices.get(session_id) or deque(maxlen=20)
+        notices.append(text)
+        self._notices[session_id] = notices
 
     # -- the background loop --------------------------------------------------------------
     async def run(self) -> None:
@@ -204,8 +204,6 @@ class PermissionBroker:
             except OpenCodeError:
                 return False
             self._ours[session_id] = is_ours(session.get("metadata") or {}, self.policy)
-            while len(self._ours) > 10_000:
-                self._ours.popitem(last=False)
         return self._ours[session_id]
 
     def forget(self, request_id: str) -> None:

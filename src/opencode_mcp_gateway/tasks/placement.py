@@ -24,7 +24,7 @@ import anyio
 
 from .. import metrics
 from ..opencode import DISCONNECTED, RESYNC, Event, EventHub, OpenCodeClient, OpenCodeError, session_id_of
-from .service import TaskError
+from .errors import TaskError
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -32,6 +31,7 @@ from .. import metrics
 from ..opencode import Event, EventHub, OpenCodeClient, OpenCodeError, OpenCodeNotFound, session_id_of
 from .budget import Budget, message_figures, token_total
 from .ids import TaskId
+from .lru import LRU
 from .views import AbortView, TaskView
 
 log = logging.getLogger(__name__)
@@ -42,9 +42,9 @@ _RUNNING: dict[str, int] = {}  # counted running tasks, by worker
 
 
 class TaskOps(Protocol):
-    async def view(self, task_id: str | TaskId, *, with_files: bool = True) -> TaskView: ...
+    async def view(self, tid: TaskId, *, with_files: bool = True) -> TaskView: ...
 
-    async def abort(self, task_id: str | TaskId) -> AbortView: ...
+    async def abort(self, tid: TaskId) -> AbortView: ...
 
 
 @dataclass
@@ -64,12 +64,12 @@ class TaskTracker:
     def __init__(self, hub: EventHub, client: OpenCodeClient) -> None:
         self._hub = hub
         self._client = client
-        self._unbudgeted: OrderedDict[str, None] = OrderedDict()  # turns found to have no budget
+        self._unbudgeted: LRU[str, None] = LRU(10_000)  # turns found to have no budget
         self._ops: TaskOps | None = None
         self._tasks: dict[str, _Followed] = {}  # by the task's user message id
         # Ended tasks, a while longer: a step's final figures may arrive after a read saw the end.
-        self._ended: OrderedDict[str, _Followed] = OrderedDict()
-        self._counted: OrderedDict[str, None] = OrderedDict()  # assistant messages already in the metrics
+        self._ended: LRU[str, _Followed] = LRU(1000)
+        self._counted: LRU[str, None] = LRU(20_000)  # assistant messages already in the metrics
 
     def attach(self, ops: TaskOps) -> None:
         self._ops = ops
@@ -97,8 +97,6 @@ class TaskTracker:
                 metrics.TASKS_FINISHED.labels(status).inc()
             self._set_running()
             self._ended[message_id] = followed
-            while len(self._ended) > 1000:
-                self._ended.popitem(last=False)
 
     # -- the watcher -----------------------------------------------------------------------
     async def run(self) -> None:
@@ -163,8 +161,6 @@ class TaskTracker:
             budget = Budget.of_session(await self._client.get_session(session_id))
             if budget.unlimited:
                 self._unbudgeted[parent] = None
-                while len(self._unbudgeted) > 10_000:
-                    self._unbudgeted.popitem(last=False)
                 return None
             messages = await self._client.messages(session_id)
         except OpenCodeNotFound:
@@ -188,8 +184,6 @@ class TaskTracker:
         if message_id in self._counted:
             return
         self._counted[message_id] = None
-        while len(self._counted) > 20_000:
-            self._counted.popitem(last=False)
         model = f"{info.get('providerID')}/{info.get('modelID')}"
         for kind in metrics.TOKEN_KINDS:
             if counts[kind]:

@@ -15,13 +15,15 @@ from __future__ import annotations
 import os
 import re
 
+from .errors import TaskError
+
 # Characters OpenCode would read differently from the file system: `\` (a separator to it),
 # percent-escapes (decoded again), and control characters.
 _REINTERPRETED = re.compile(r"[\\\x00-\x1f\x7f]|%[0-9A-Fa-f]{2}")
 
 
-class WorkspaceError(ValueError):
-    pass
+class WorkspaceError(TaskError):
+    """A directory or repository the task cannot work in; the message says why."""
 
 
 def resolve_directory(directory: str | None, workspace_root: str | None) -> str | None:

@@ -22,7 +22,6 @@ import logging
 import os
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from ..config import Settings
 from ..opencode import EventHub, OpenCodeClient, OpenCodeError
 from .branch_diff import branch_diff
 from .git import Git, RepositoryError, find_credential, strip_userinfo
+from .lru import LRU
 from .repos import Repos, Tree, check_ref_name, check_repository, clean_url, file_lock
 from .workspace import resolve_directory
 
@@ -89,9 +89,9 @@ class Workspaces:
             timeout=settings.repository_fetch_timeout_seconds,
             max_bytes=settings.repository_max_size_mb * 2**20,
         )
-        self._urls: OrderedDict[str, str] = OrderedDict()  # session -> URL with the caller's credential
+        self._urls: LRU[str, str] = LRU(1000)  # session -> URL with the caller's credential
         self._locks: dict[str, anyio.Lock] = {}
-        self._plain: OrderedDict[str, bool] = OrderedDict()  # sessions known to have no workspace
+        self._plain: LRU[str, bool] = LRU(10_000)  # sessions known to have no workspace
 
     # -- starting a task -----------------------------------------------------------------------
     async def prepare(
@@ -152,8 +152,6 @@ class Workspaces:
         record.task_id = task_id
         if plan.url and plan.url != strip_userinfo(plan.url):
             self._urls[sid] = plan.url
-            while len(self._urls) > 1000:
-                self._urls.popitem(last=False)
         self._note(record.tree, sid)
         return await self._save(session, record)
 
@@ -231,8 +229,6 @@ class Workspaces:
                         record = await self.settle(sid)
                         if record is None or not self._owns(record):
                             self._plain[sid] = True
-                            while len(self._plain) > 10_000:
-                                self._plain.popitem(last=False)
                     except (OpenCodeError, RepositoryError) as exc:
                         log.warning("could not commit the work of session %s: %s", sid, exc)
 
