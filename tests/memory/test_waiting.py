@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from opencode_mcp_gateway.opencode import Subscription
-from opencode_mcp_gateway.tasks import service as service_module
+from opencode_mcp_gateway.tasks import waiter as waiter_module
 from tests.support.client import ProgressLines, data, error_text
 from tests.support.fake_opencode import Ask, Hold, Reply
 from tests.support.in_memory import LEGACY, MODERN, InMemoryGateway, in_memory_gateway
@@ -89,7 +89,7 @@ async def test_a_short_opencode_outage_is_ridden_out() -> None:
 
 
 async def test_a_long_outage_ends_the_call_naming_the_task(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service_module, "OUTAGE_PATIENCE", 0.2)
+    monkeypatch.setattr(waiter_module, "OUTAGE_PATIENCE", 0.2)
     async with in_memory_gateway() as gw:
         gw.fake.queue(Hold(), Reply("never seen"))
 

@@ -58,7 +58,7 @@ async def in_memory_gateway(fake: FakeOpenCode | None = None, **overrides: Any) 
             tg.start_soon(hub.run)
             tg.start_soon(broker.run)
             tg.start_soon(worker.load.run)
-            tg.start_soon(service.watch_session_errors)
+            tg.start_soon(service.session_errors.run)
             assert await hub.wait_connected(5), "the event stream did not connect"
             yield gateway
             tg.cancel_scope.cancel()

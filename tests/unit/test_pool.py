@@ -250,15 +250,15 @@ def pool_of(*names: str) -> TaskPool:
 
 async def test_a_worker_that_does_not_answer_is_named_never_an_unknown_task() -> None:
     with pytest.raises(WorkerDown, match=r"OpenCode worker w1 \(http://w1\), which holds task w1:ses_") as err:
-        await pool_of("w0", "w1").view(f"w1:{SES}.{MSG}")
+        await pool_of("w0", "w1").view(parse_task_id(f"w1:{SES}.{MSG}"))
     assert "unknown" not in str(err.value) and "get_task_status" in str(err.value)
 
 
 async def test_a_worker_not_configured_is_an_unknown_task_and_never_contacted() -> None:
     with pytest.raises(TaskError, match=r"unknown task_id w5:ses_.*no OpenCode worker w5 \(its workers: w0, w1\)"):
-        await pool_of("w0", "w1").view(f"w5:{SES}.{MSG}")
+        await pool_of("w0", "w1").view(parse_task_id(f"w5:{SES}.{MSG}"))
 
 
 async def test_with_one_opencode_its_errors_read_as_before() -> None:
     with pytest.raises(OpenCodeUnavailable, match="connection refused"):
-        await pool_of("w0").view(f"{SES}.{MSG}")
+        await pool_of("w0").view(parse_task_id(f"{SES}.{MSG}"))

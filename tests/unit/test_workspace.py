@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from opencode_mcp_gateway.config import Settings
-from opencode_mcp_gateway.tasks import TaskService, WorkspaceError
+from opencode_mcp_gateway.tasks import TaskRequest, TaskService, WorkspaceError
 from opencode_mcp_gateway.tasks.workspace import resolve_directory
 
 pytestmark = pytest.mark.anyio
@@ -53,5 +53,5 @@ async def test_a_session_opencode_placed_elsewhere_is_deleted_before_it_runs(tmp
     service = TaskService(settings, client, None, None, AnyAgent())  # type: ignore[arg-type]
     (tmp_path / "project").mkdir()
     with pytest.raises(WorkspaceError, match="instead of"):
-        await service.submit(prompt="pwd", directory="project")
+        await service.submit(TaskRequest(prompt="pwd", directory="project"))
     assert client.deleted == ["ses_misplaced"] and not client.prompted

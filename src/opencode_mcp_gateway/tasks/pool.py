@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -23,14 +23,18 @@ from .. import metrics
 from ..config import Settings
 from ..opencode import EventHub, OpenCodeClient, OpenCodeError, OpenCodeUnavailable
 from .catalog import Catalog
+from .errors import TaskError
 from .ids import TaskId, parse_task_id
 from .permissions import PermissionBroker
 from .placement import Placement, Reporter, WorkerLoad
-from .service import Asker, TaskError, TaskService
+from .service import TaskService
+from .submitter import TaskRequest
 from .tracker import TaskTracker
 from .views import AbortView, DiffView, MessagesView, OpenCodeHealth, RespondView, TaskView, WorkerHealth
+from .waiter import Asker
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 
 class WorkerDown(TaskError):
@@ -54,7 +58,7 @@ class Worker:
             tg.start_soon(self.broker.run)
             tg.start_soon(self.tracker.run)
             tg.start_soon(self.load.run)
-            tg.start_soon(self.service.watch_session_errors)
+            tg.start_soon(self.service.session_errors.run)
             tg.start_soon(self.service.workspaces.watch, self.hub)
             tg.start_soon(self.service.workspaces.janitor)  # each removes its own worker's worktrees
             tg.start_soon(self._watch_health)
@@ -127,6 +131,10 @@ class TaskPool:
             )
         return worker
 
+    async def agents(self) -> list[dict[str, Any]]:
+        """The agents OpenCode offers (the same on every worker), read afresh."""
+        return await self.answering().service.catalog.agents(fresh=True)
+
     def answering(self) -> Worker:
         """A worker to ask what is the same everywhere (agents, models): one that is up."""
         return next((w for w in self.workers.values() if w.hub.connected), self.first)
@@ -150,66 +158,52 @@ class TaskPool:
                 f"get_task_status(task_id='{task}') later"
             ) from None
 
-    def _route(self, task_id: str | TaskId) -> tuple[TaskId, Worker]:
-        tid = parse_task_id(task_id) if isinstance(task_id, str) else task_id
-        return tid, self.worker_of(tid)
+    async def _on(self, tid: TaskId, operation: Callable[[TaskService], Awaitable[R]]) -> R:
+        """`operation` on the service of the worker holding task `tid`."""
+        worker = self.worker_of(tid)
+        with self._reaching(worker, tid):
+            return await operation(worker.service)
 
-    # -- the task operations ------------------------------------------------------------------
-    async def submit(self, *, task_id: str | None = None, report: Reporter | None = None, **kwargs: Any) -> TaskId:
-        """A new task on the least-loaded ready worker; a follow-up on its task's worker."""
-        earlier = self._route(task_id)[1] if task_id else None
+    # -- the task operations (the same as one worker's: TaskOperations) -----------------------
+    async def submit(self, request: TaskRequest, report: Reporter | None = None) -> TaskId:
+        """A new task on the least-loaded ready worker; a follow-up on its task's worker.
+        `report`: told when every worker is full and the call waits for a slot."""
+        earlier = self.worker_of(parse_task_id(request.task_id)) if request.task_id else None
         load = await self.placement.acquire(earlier.load if earlier else None, report)
         worker = self.workers[load.name]
         try:
-            with self._reaching(worker, task_id):
-                return await worker.service.submit(task_id=task_id, **kwargs)
+            with self._reaching(worker, request.task_id):
+                return await worker.service.submit(request)
         except BaseException:
             load.release()
             raise
 
-    async def view(self, task_id: str | TaskId, *, with_files: bool = True) -> TaskView:
-        tid, worker = self._route(task_id)
-        with self._reaching(worker, tid):
-            return await worker.service.view(tid, with_files=with_files)
+    async def view(self, tid: TaskId, *, with_files: bool = True) -> TaskView:
+        return await self._on(tid, lambda s: s.view(tid, with_files=with_files))
 
     async def wait(
         self, tid: TaskId, timeout: float, *, report: Reporter | None = None, ask: Asker | None = None
     ) -> TaskView:
-        worker = self.worker_of(tid)
-        with self._reaching(worker, tid):
-            return await worker.service.wait(tid, timeout, report=report, ask=ask)
+        return await self._on(tid, lambda s: s.wait(tid, timeout, report=report, ask=ask))
 
-    async def messages(self, task_id: str, *, limit: int, offset: int) -> MessagesView:
-        tid, worker = self._route(task_id)
-        with self._reaching(worker, tid):
-            return await worker.service.messages(task_id, limit=limit, offset=offset)
+    async def messages(self, tid: TaskId, *, limit: int, offset: int) -> MessagesView:
+        return await self._on(tid, lambda s: s.messages(tid, limit=limit, offset=offset))
 
-    async def diff(self, task_id: str, *, path: str | None = None) -> DiffView:
-        tid, worker = self._route(task_id)
-        with self._reaching(worker, tid):
-            return await worker.service.diff(task_id, path=path)
+    async def diff(self, tid: TaskId, *, path: str | None = None) -> DiffView:
+        return await self._on(tid, lambda s: s.diff(tid, path=path))
 
-    async def abort(self, task_id: str | TaskId) -> AbortView:
-        tid, worker = self._route(task_id)
-        with self._reaching(worker, tid):
-            return await worker.service.abort(tid)
+    async def abort(self, tid: TaskId) -> AbortView:
+        return await self._on(tid, lambda s: s.abort(tid))
 
     async def respond(
-        self,
-        task_id: str,
-        request_id: str,
-        decision: str | None,
-        answers: list[list[str]] | None,
-        message: str | None,
+        self, tid: TaskId, request_id: str, decision: str | None, answers: list[list[str]] | None, message: str | None
     ) -> RespondView:
-        tid, worker = self._route(task_id)
-        with self._reaching(worker, tid):
-            return await worker.service.respond(task_id, request_id, decision, answers, message)
+        return await self._on(tid, lambda s: s.respond(tid, request_id, decision, answers, message))
 
     def settle(self, task_id: str, status: str) -> None:
         """A tool result showed the task in `status` (the per-call wrapper tells the budgets)."""
-        with contextlib.suppress(ValueError):
-            self._route(task_id)[1].tracker.settle(task_id, status)
+        with contextlib.suppress(TaskError):
+            self.worker_of(parse_task_id(task_id)).tracker.settle(task_id, status)
 
     async def all_sessions(self) -> list[tuple[str, dict[str, Any]]]:
         """Every worker's sessions, each with its worker's name; a worker down is left out."""

@@ -84,7 +84,7 @@ class TaskView(BaseModel):
     tokens: Tokens = Field(default_factory=Tokens)
     cost: float = Field(0.0, description="USD, as OpenCode prices the model (0 when it has no price list)")
     budget: dict[str, float] | None = Field(None, description="the task's max_tokens and max_cost_usd, when it has any")
-    next_step: str | None = Field(None, description="what the caller can do next")
+    next_step: str | None = Field(default=None, description="what the caller can do next")  # the tools write it
     workspace: WorkspaceView | None = Field(None, description="the task's own worktree and branch, when isolated")
 
 

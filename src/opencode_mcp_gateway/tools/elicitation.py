@@ -131,7 +131,9 @@ async def apply_answers(service: TaskPool, ctx: Context) -> TaskId:
             answer = to_answer(request, response.content)
         decision, answers = answer or ("reject", None)
         try:
-            await service.respond(view.task_id, request_id, None if decision == "answer" else decision, answers, None)
+            await service.respond(
+                parse_task_id(view.task_id), request_id, None if decision == "answer" else decision, answers, None
+            )
         except TaskError as exc:
             log.info("answer to %s not applied: %s", request_id, exc)
     return tid

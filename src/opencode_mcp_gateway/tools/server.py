@@ -2,31 +2,46 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal, ParamSpec, TypeVar
+from typing import Annotated, Literal, ParamSpec, TypeVar
 
 import anyio
-from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.server.request_state import RequestStateSecurity
 from mcp.types import InputRequiredResult, ToolAnnotations
 from pydantic import Field
 
 from .. import __version__, logs
 from ..config import auth_methods
-from ..identity import identity_of_request
-from ..opencode import OpenCodeError, OpenCodeUnavailable
-from ..tasks import InvalidTaskId, TaskError, TaskId, UnknownChoice, WorkspaceError, parse_task_id
-from ..tasks.budget import BudgetError, for_call
+from ..opencode import OpenCodeError
+from ..tasks import TaskId, TaskRequest, parse_task_id
+from ..tasks.budget import for_call
 from ..tasks.listing import TaskList, TaskLister
 from ..tasks.pool import TaskPool
 from ..tasks.views import AbortView, Agent, AgentsView, DiffView, HealthView, MessagesView, RespondView, TaskView
+from .arguments import (
+    READ_ONLY,
+    RUNS_AGENT,
+    AgentArg,
+    BranchArg,
+    DirectoryArg,
+    FollowUpArg,
+    IsolateArg,
+    MaxCostArg,
+    MaxTokensArg,
+    ModelArg,
+    Prompt,
+    PushArg,
+    RefArg,
+    RepositoryArg,
+    TaskIdArg,
+    TitleArg,
+)
 from .callers import for_caller
 from .elicitation import apply_answers, can_elicit, input_required, is_modern, make_asker
+from .guidance import guided
+from .handling import request_state_security, tool_errors
 from .observe import ToolCalls
 
 log = logging.getLogger(__name__)
@@ -41,87 +56,6 @@ run_coding_task_async returns a task_id at once. Task ids stay valid as long as
 OpenCode keeps the session. Pass task_id to run_coding_task to continue a session.
 Status 'waiting_for_input' means OpenCode asks a permission or a question: answer
 with respond_to_task."""
-
-READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
-RUNS_AGENT = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True)
-
-TaskIdArg = Annotated[str, Field(description="task_id returned by run_coding_task or run_coding_task_async")]
-Prompt = Annotated[str, Field(description="What OpenCode should do, in plain language, with the files and goal")]
-AgentArg = Annotated[str | None, Field(description="OpenCode agent (see list_agents); default from DEFAULT_AGENT")]
-ModelArg = Annotated[str | None, Field(description="provider/model to use, e.g. openai/gpt-4o; default: OpenCode's")]
-DirectoryArg = Annotated[
-    str | None, Field(description="absolute workspace path on the OpenCode host (inside WORKSPACE_ROOT if set)")
-]
-TitleArg = Annotated[str | None, Field(description="short title for the OpenCode session")]
-FollowUpArg = Annotated[
-    str | None, Field(description="task_id of an earlier task to continue in the same session, keeping its context")
-]
-MaxTokensArg = Annotated[
-    int | None,
-    Field(gt=0, description="abort the task once it has used more tokens than this (default: TASK_MAX_TOKENS)"),
-]
-MaxCostArg = Annotated[
-    float | None,
-    Field(gt=0, description="abort the task once it has cost more than this many USD (default: TASK_MAX_COST_USD)"),
-]
-RepositoryArg = Annotated[
-    str | None,
-    Field(
-        description="git URL to work on (https://…, under the gateway's REPOSITORY_ALLOWLIST): the task runs in "
-        "its own worktree and its work is committed to `branch`. Not with directory"
-    ),
-]
-RefArg = Annotated[
-    str | None, Field(description="branch, tag or commit to start from; default: the repository's default branch")
-]
-BranchArg = Annotated[
-    str | None,
-    Field(description="new branch for the task's work; default opencode/<short task id>. Must not exist yet"),
-]
-PushArg = Annotated[bool, Field(description="push `branch` to `repository` when the task's turn completes")]
-IsolateArg = Annotated[
-    bool,
-    Field(description="with directory (a local git repository): work in its own worktree on a new branch instead"),
-]
-
-
-def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Expected failures become tool errors (isError) with a message that says what to fix."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await fn(*args, **kwargs)
-        except (TaskError, InvalidTaskId, UnknownChoice, WorkspaceError, BudgetError) as exc:
-            raise ToolError(str(exc)) from None
-        except OpenCodeUnavailable as exc:
-            raise ToolError(f"{exc}. Is `opencode serve` running? GET /readyz on the gateway tells.") from None
-        except OpenCodeError as exc:
-            raise ToolError(f"OpenCode error: {exc}") from None
-
-    # The docstring is the tool's description, shown to models verbatim: no code indentation.
-    wrapper.__doc__ = inspect.cleandoc(fn.__doc__ or "")
-    return wrapper
-
-
-def request_state_security(key: str | None) -> RequestStateSecurity | None:
-    """With a key shared by every replica, an input-required result sealed by one replica
-    (protocol 2026-07-28) is unsealed by whichever replica the client's retry reaches.
-    The state is bound to the caller's identity, so another caller cannot replay it."""
-    if not key:
-        return None  # the SDK's per-process key: right for a single gateway
-
-    def principal(ctx: ServerRequestContext[Any, Any]) -> str | None:
-        who = identity_of_request(ctx.request)
-        return who.name if who is not None and who.authenticated else None
-
-    return RequestStateSecurity(keys=[key], bind_principal=principal)
-
-
-def workspace_args(
-    repository: str | None, ref: str | None, branch: str | None, push: bool, isolate: bool
-) -> dict[str, Any]:
-    return {"repository": repository, "ref": ref, "branch": branch, "push": push, "isolate": isolate}
 
 
 def build_server(service: TaskPool, *, request_state_key: str | None = None) -> MCPServer:
@@ -158,21 +92,20 @@ def build_server(service: TaskPool, *, request_state_key: str | None = None) -> 
         task_id: str | None,
         max_tokens: int | None,
         max_cost_usd: float | None,
-        workspace: dict[str, Any],
-        report: Callable[[str], Awaitable[None]] | None = None,
+        repository: str | None,
+        ref: str | None,
+        branch: str | None,
+        push: bool,
+        isolate: bool,
+        *,
+        report: Callable[[str], Awaitable[None]] | None,
     ) -> TaskId:
+        """What both run tools do with their (identical) arguments."""
         budget = for_call(settings, max_tokens, max_cost_usd)
-        tid = await service.submit(
-            report=report,  # when every worker is full, the wait for a slot is told
-            prompt=prompt,
-            agent=agent,
-            model=model,
-            directory=directory,
-            title=title,
-            task_id=task_id,
-            budget=budget,
-            **workspace,
+        request = TaskRequest(
+            prompt, agent, model, directory, title, task_id, budget, repository, ref, branch, push, isolate
         )
+        tid = await service.submit(request, report)  # when every worker is full, the wait for a slot is told
         logs.task_id.set(str(tid))  # the rest of the call's log records name the new task
         return tid
 
@@ -218,8 +151,12 @@ def build_server(service: TaskPool, *, request_state_key: str | None = None) -> 
                 task_id,
                 max_tokens,
                 max_cost_usd,
-                workspace_args(repository, ref, branch, push, isolate),
-                report,
+                repository,
+                ref,
+                branch,
+                push,
+                isolate,
+                report=report,
             )
         asking = settings.permission_policy == "ask"
         try:
@@ -243,7 +180,7 @@ def build_server(service: TaskPool, *, request_state_key: str | None = None) -> 
             raise
         if view.status == "waiting_for_input" and asking and is_modern(ctx) and can_elicit(ctx):
             return input_required(view)
-        return view
+        return guided(view)
 
     @mcp.tool(annotations=RUNS_AGENT)
     @tool_errors
@@ -277,9 +214,14 @@ def build_server(service: TaskPool, *, request_state_key: str | None = None) -> 
             task_id,
             max_tokens,
             max_cost_usd,
-            workspace_args(repository, ref, branch, push, isolate),
+            repository,
+            ref,
+            branch,
+            push,
+            isolate,
+            report=None,
         )
-        return await service.view(tid, with_files=False)
+        return guided(await service.view(tid, with_files=False))
 
     @mcp.tool(annotations=READ_ONLY)
     @tool_errors
@@ -295,8 +237,8 @@ def build_server(service: TaskPool, *, request_state_key: str | None = None) -> 
         """Status of a task: running, completed, failed, aborted or waiting_for_input, with
         the result or error, changed files, pending requests, timestamps and token/cost figures."""
         if wait_seconds > 0:
-            return await service.wait(parse_task_id(task_id), wait_seconds)
-        return await service.view(task_id)
+            return guided(await service.wait(parse_task_id(task_id), wait_seconds))
+        return guided(await service.view(parse_task_id(task_id)))
 
     @mcp.tool(annotations=READ_ONLY)
     @tool_errors
@@ -309,7 +251,7 @@ def build_server(service: TaskPool, *, request_state_key: str | None = None) -> 
     ) -> MessagesView:
         """The task's conversation, oldest first: texts and tool calls with input, output and
         status. Bounded in size; `note` says what was cut and how to read the rest."""
-        return await service.messages(task_id, limit=limit, offset=offset)
+        return await service.messages(parse_task_id(task_id), limit=limit, offset=offset)
 
     @mcp.tool(annotations=READ_ONLY)
     @tool_errors
@@ -321,7 +263,7 @@ def build_server(service: TaskPool, *, request_state_key: str | None = None) -> 
     ) -> DiffView:
         """Files the task changed: path, status, additions, deletions and a unified patch
         (bounded; `note` says how to get a cut patch whole)."""
-        return await service.diff(task_id, path=path)
+        return await service.diff(parse_task_id(task_id), path=path)
 
     @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True))
     @tool_errors
@@ -329,7 +271,7 @@ def build_server(service: TaskPool, *, request_state_key: str | None = None) -> 
     async def abort_task(task_id: TaskIdArg, ctx: Context) -> AbortView:
         """Stop a running task. Aborting a task that already ended is harmless and says so.
         Its messages and changes so far stay readable."""
-        return await service.abort(task_id)
+        return await service.abort(parse_task_id(task_id))
 
     @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False))
     @tool_errors
@@ -349,7 +291,7 @@ def build_server(service: TaskPool, *, request_state_key: str | None = None) -> 
         message: Annotated[str | None, Field(description="optional note to the agent with a rejection")] = None,
     ) -> RespondView:
         """Answer a permission or question request of a task in status waiting_for_input."""
-        return await service.respond(task_id, request_id, reply, answers, message)
+        return await service.respond(parse_task_id(task_id), request_id, reply, answers, message)
 
     @mcp.tool(annotations=READ_ONLY)
     @tool_errors
@@ -373,7 +315,7 @@ def build_server(service: TaskPool, *, request_state_key: str | None = None) -> 
     async def list_agents() -> AgentsView:
         """The agents OpenCode offers (name, description, mode). Pass a primary agent's
         name as `agent` to run_coding_task."""
-        agents = await service.answering().service.catalog.agents(fresh=True)
+        agents = await service.agents()
         return AgentsView(
             agents=[
                 Agent(name=a["name"], description=a.get("description") or None, mode=a.get("mode")) for a in agents

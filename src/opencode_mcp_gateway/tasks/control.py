@@ -1,0 +1,102 @@
+"""Steering a running task: stop it, or answer what OpenCode asks (a permission or a question)."""
+
+from __future__ import annotations
+
+import logging
+
+from ..opencode import OpenCodeClient, OpenCodeError, OpenCodeNotFound
+from .errors import TaskError
+from .ids import TaskId, parse_task_id
+from .permissions import PERMISSION_REPLIES, PermissionBroker, open_requests, reply
+from .reader import TaskReader
+from .state import TERMINAL
+from .views import AbortView, PendingRequest, RespondView
+from .waiter import TaskWaiter
+
+log = logging.getLogger(__name__)
+
+ABORT_SETTLE_SECONDS = 10.0  # how long abort waits to see the task stopped
+
+
+class TaskControl:
+    def __init__(self, client: OpenCodeClient, broker: PermissionBroker, reader: TaskReader) -> None:
+        self.client = client
+        self.broker = broker
+        self.reader = reader
+
+    async def abort(self, tid: TaskId, waiter: TaskWaiter) -> AbortView:
+        view = await self.reader.view(tid, with_files=False)
+        tid = parse_task_id(view.task_id)
+        if view.status in TERMINAL:
+            return AbortView(
+                task_id=view.task_id,
+                aborted=False,
+                status=view.status,
+                message=f"Nothing to abort: the task had already ended ({view.status}).",
+            )
+        await self.client.abort(tid.session_id)
+        await self._drop_stale_requests(tid.session_id, view.directory)
+        view = await waiter.wait(tid, timeout=ABORT_SETTLE_SECONDS)
+        return AbortView(
+            task_id=view.task_id,
+            aborted=True,
+            status=view.status,
+            message="The task was stopped; its messages and changes so far stay readable.",
+        )
+
+    async def _drop_stale_requests(self, session_id: str, directory: str | None) -> None:
+        """OpenCode keeps a request listed after an abort; answer it so it goes away."""
+        try:
+            for request in await open_requests(self.client, session_id, directory):
+                self.broker.forget(request["id"])
+                await reply(self.client, request["id"], request["kind"], "reject", message="Task aborted.")
+        except OpenCodeError as exc:
+            log.warning("could not clear requests of aborted session %s: %s", session_id, exc)
+
+    async def respond(
+        self,
+        tid: TaskId,
+        request_id: str,
+        decision: str | None,
+        answers: list[list[str]] | None,
+        message: str | None,
+    ) -> RespondView:
+        view = await self.reader.view(tid, with_files=False)
+        request = next((p for p in view.pending if p.id == request_id), None)
+        if request is None:
+            open_ids = ", ".join(p.id for p in view.pending) or "none"
+            raise TaskError(
+                f"task {view.task_id} has no open request {request_id!r} (status {view.status}); "
+                f"open requests: {open_ids}"
+            )
+        if request.kind == "permission":
+            if decision not in PERMISSION_REPLIES:
+                raise TaskError(f"request {request_id} is a permission: reply must be one of once, always, reject")
+        elif decision != "reject":
+            if not answers or len(answers) != len(request.questions):
+                raise TaskError(
+                    f"request {request_id} asks {len(request.questions)} question(s): pass answers as one list "
+                    "of chosen labels per question, e.g. [[\"yes\"]], or reply='reject'"
+                )
+            decision = "answer"
+        resolved = parse_task_id(view.task_id)
+        await self.answer(resolved, request, decision or "reject", answers, message)
+        after = await self.reader.view(resolved, with_files=False)
+        return RespondView(
+            task_id=view.task_id, request_id=request_id, answered=True, status=after.status, pending=after.pending
+        )
+
+    async def answer(
+        self,
+        tid: TaskId,
+        request: PendingRequest,
+        decision: str,
+        answers: list[list[str]] | None,
+        message: str | None = None,
+    ) -> None:
+        self.broker.forget(request.id)
+        try:
+            await reply(self.client, request.id, request.kind, decision, answers=answers, message=message)
+        except OpenCodeNotFound:
+            raise TaskError(f"request {request.id} was already answered or has expired") from None
+        self.broker.add_notice(tid.session_id, f"{request.kind} request {request.id} answered: {decision}")

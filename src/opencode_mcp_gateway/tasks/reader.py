@@ -1,0 +1,172 @@
+"""Reading a task: resolve its id once, derive its state, and assemble what the caller sees.
+
+A task id resolves to its session, the session's messages and the turn's user message;
+everything a read reports is derived from those, the session's status and the open
+permission/question requests (fetched only while the task runs).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+
+from ..config import Settings
+from ..opencode import OpenCodeClient, OpenCodeNotFound
+from . import bounds
+from .budget import Budget, explain
+from .errors import TaskError
+from .ids import TaskId
+from .permissions import PermissionBroker, open_requests
+from .session_errors import SessionErrorLog
+from .sessions import Session, SessionStore
+from .state import TurnState, derive, find_user_message, info
+from .views import FileChange, PendingRequest, RetryInfo, TaskView, Tokens, WorkspaceView
+from .workspaces import Record, Workspaces
+
+CONFIRM_READS = 4
+CONFIRM_DELAY = 0.15
+
+
+@dataclass
+class Turn:
+    """A task id resolved: its session, the session's messages, and the turn's user message."""
+
+    tid: TaskId  # always with its message id
+    session: Session
+    messages: list[dict[str, Any]]
+    user: dict[str, Any]
+
+    @property
+    def created_ms(self) -> int:
+        return int((info(self.user).get("time") or {}).get("created") or 0)
+
+
+class TaskReader:
+    def __init__(
+        self,
+        settings: Settings,
+        client: OpenCodeClient,
+        sessions: SessionStore,
+        errors: SessionErrorLog,
+        broker: PermissionBroker,
+        workspaces: Workspaces,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.sessions = sessions
+        self.errors = errors
+        self.broker = broker
+        self.workspaces = workspaces
+
+    async def resolve(self, tid: TaskId) -> Turn:
+        """A bare session id means the session's newest task."""
+        session = await self.sessions.get(tid.session_id)
+        messages = await self.client.messages(tid.session_id)
+        user = find_user_message(messages, tid.message_id)
+        if user is None:
+            raise TaskError(f"unknown task_id {tid}: OpenCode has no such task in session {tid.session_id}")
+        return Turn(tid._replace(message_id=str(info(user)["id"])), session, messages, user)
+
+    async def view(self, tid: TaskId, *, with_files: bool = True) -> TaskView:
+        return (await self.read(tid, with_files=with_files))[0]
+
+    async def read(self, tid: TaskId, *, with_files: bool, idle: bool = False) -> tuple[TaskView, TurnState]:
+        """`idle`: a `session.idle` event was the session's latest news, so its status is known."""
+        turn = await self.resolve(tid)
+        tid = turn.tid
+        directory = turn.session.get("directory")
+        state = await self._derive(turn, idle=idle)
+        for _ in range(CONFIRM_READS):
+            if not state.suspect_interrupted:
+                break
+            # OpenCode marks the session idle a moment before it stores the message's
+            # final error or completion: look again before calling the run interrupted.
+            await anyio.sleep(CONFIRM_DELAY)
+            turn.messages = await self.client.messages(tid.session_id)
+            state = await self._derive(turn)
+        pending: list[PendingRequest] = []
+        if not state.terminal:
+            pending = [PendingRequest(**p) for p in await open_requests(self.client, tid.session_id, directory)]
+            if pending:
+                state.status = "waiting_for_input"
+        files: list[FileChange] = []
+        record = Record.of(turn.session)
+        if record and state.terminal:
+            record = await self.workspaces.settle(tid.session_id)
+        if with_files and (state.terminal or pending) and (state.touched_files or record):
+            files = await self.files_changed(tid)
+        view = self._assemble(tid, turn.session, state, pending, files)
+        view.workspace = WorkspaceView.model_validate(asdict(record)) if record else None
+        return view, state
+
+    async def _derive(self, turn: Turn, *, idle: bool = False) -> TurnState:
+        statuses = {} if idle else await self.client.session_status(turn.session.get("directory"))
+        return derive(
+            turn.messages,
+            str(turn.tid.message_id),
+            statuses.get(turn.tid.session_id),
+            now_ms=int(time.time() * 1000),
+            session_error=self.errors.since(turn.tid.session_id, turn.created_ms),
+        )
+
+    def _assemble(
+        self,
+        tid: TaskId,
+        session: Session,
+        state: TurnState,
+        pending: list[PendingRequest],
+        files: list[FileChange],
+    ) -> TaskView:
+        budget = Budget.of_session(session)
+        explain(state, budget)
+        end_ms = state.completed_ms or int(time.time() * 1000)
+        retry = None
+        if state.retry:
+            retry = RetryInfo(
+                attempt=state.retry.get("attempt"),
+                message=state.retry.get("message"),
+                next_retry_at=_iso(state.retry.get("next_retry_ms")),
+            )
+        return TaskView(
+            task_id=str(tid),
+            status=state.status,
+            session_id=tid.session_id,
+            result=state.result,
+            error=state.error,
+            files_changed=files,
+            pending=pending,
+            retry=retry,
+            notices=self.broker.notices(tid.session_id),
+            agent=state.agent,
+            model=state.model,
+            directory=session.get("directory"),
+            title=session.get("title"),
+            created_at=_iso(state.created_ms),
+            completed_at=_iso(state.completed_ms),
+            elapsed_seconds=round((end_ms - state.created_ms) / 1000, 3) if state.created_ms else None,
+            tokens=Tokens(**state.tokens),
+            cost=state.cost,
+            budget=budget.as_metadata(),
+            workspace=None,
+        )
+
+    # -- what the task changed ---------------------------------------------------------
+    async def files_changed(self, tid: TaskId) -> list[FileChange]:
+        return [FileChange(**bounds.file_summary(f)) for f in await self.diff_files(tid)]
+
+    async def diff_files(self, tid: TaskId) -> list[dict[str, Any]]:
+        record = Record.of(await self.sessions.get(tid.session_id))
+        if record:  # an isolated task: its whole change against base_commit
+            return await self.workspaces.diff(record)
+        try:
+            return await self.client.diff(tid.session_id, str(tid.message_id))
+        except OpenCodeNotFound:
+            return []
+
+
+def _iso(ms: int | None) -> str | None:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z") if ms else None

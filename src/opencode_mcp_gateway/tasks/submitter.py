@@ -1,0 +1,171 @@
+"""Submitting a task: check what was asked, make (or continue) its session, send the prompt.
+
+A new task gets a new session (in its directory, or in a fresh worktree of a repository);
+a follow-up (`task_id`) continues its task's session, in the same directory or worktree.
+The task id is known before the prompt is sent: the gateway picks the user message id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import asdict, dataclass, field
+
+import anyio
+
+from ..config import Settings
+from ..opencode import OpenCodeClient, OpenCodeError
+from .budget import Budget
+from .catalog import Catalog
+from .errors import TaskError
+from .ids import TaskId, new_message_id, parse_task_id
+from .ownership import owner_to_record
+from .permissions import session_metadata, session_rules
+from .sessions import Session, SessionStore
+from .tracker import TaskTracker
+from .workspace import WorkspaceError, check_inside_root, confirm_session_directory, resolve_directory
+from .workspaces import Plan, Workspaces
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TaskRequest:
+    """What a caller asks for when it submits a task (both run tools take the same)."""
+
+    prompt: str
+    agent: str | None = None
+    model: str | None = None
+    directory: str | None = None
+    title: str | None = None
+    task_id: str | None = None  # the earlier task a follow-up continues
+    budget: Budget = field(default_factory=Budget)
+    repository: str | None = None
+    ref: str | None = None
+    branch: str | None = None
+    push: bool = False
+    isolate: bool = False
+
+    @property
+    def wants_workspace(self) -> bool:
+        return bool(self.repository or self.ref or self.branch or self.push or self.isolate)
+
+
+class TaskSubmitter:
+    def __init__(
+        self,
+        settings: Settings,
+        client: OpenCodeClient,
+        catalog: Catalog,
+        sessions: SessionStore,
+        workspaces: Workspaces,
+        tracker: TaskTracker | None,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.catalog = catalog
+        self.sessions = sessions
+        self.workspaces = workspaces
+        self.tracker = tracker
+
+    async def submit(self, request: TaskRequest) -> TaskId:
+        if not request.prompt or not request.prompt.strip():
+            raise TaskError("prompt is empty: say what OpenCode should do, e.g. 'Add a docstring to calc.py'")
+        plan = None
+        session = None
+        if request.task_id and request.wants_workspace:
+            raise TaskError(
+                "a follow-up continues in its task's worktree and branch: leave repository, ref, branch, push "
+                "and isolate out"
+            )
+        if request.task_id:
+            session = await self.sessions.get(parse_task_id(request.task_id).session_id)
+            workdir = session.get("directory")
+            if not self.workspaces.owns_session(session):  # its worktree lives under WORKSPACES_DIR
+                check_inside_root(str(workdir or ""), self.settings.workspace_root, shown=str(workdir))
+            if request.directory and resolve_directory(request.directory, self.settings.workspace_root) != workdir:
+                raise TaskError(
+                    f"a follow-up runs in its task's directory ({workdir}); leave directory out or start a new task"
+                )
+        else:
+            plan = await self.workspaces.prepare(
+                repository=request.repository,
+                ref=request.ref,
+                branch=request.branch,
+                push=request.push,
+                isolate=request.isolate,
+                directory=request.directory,
+            )
+            workdir = (
+                plan.record.directory if plan else resolve_directory(request.directory, self.settings.workspace_root)
+            )
+        try:
+            return await self._start(request, workdir, session, plan)
+        except BaseException:
+            if plan:  # no task runs there: the worktree goes (the branch too, if unnamed)
+                with anyio.CancelScope(shield=True):
+                    await self.workspaces.discard(plan)
+            raise
+
+    async def _start(
+        self, request: TaskRequest, workdir: str | None, session: Session | None, plan: Plan | None
+    ) -> TaskId:
+        """`session`: the earlier task's session for a follow-up, else None (a new session)."""
+        agent = request.agent or self.settings.default_agent
+        await self.catalog.check_agent(agent, workdir)
+        chosen = request.model or self.settings.default_model
+        provider_model = await self.catalog.check_model(chosen, workdir) if chosen else None
+        message_id = new_message_id()
+        if session is not None:
+            session_id = session["id"]
+            task = TaskId(session_id, message_id, self.client.worker)
+            resumed = await self.workspaces.resume(session, str(task))
+            if resumed:
+                self.sessions.remember(resumed)
+            await self._record_budget(resumed or session, request.budget)
+        else:
+            name = (request.title or request.prompt.strip().splitlines()[0])[:80]
+            created = await self.client.create_session(
+                directory=workdir,
+                title=f"{self.settings.session_title_prefix}: {name}",
+                permission=session_rules(self.settings.permission_policy),
+                metadata=session_metadata(
+                    self.settings.permission_policy,
+                    owner=owner_to_record(),
+                    budget=request.budget.as_metadata(),
+                    workspace=asdict(plan.record) if plan else None,
+                ),
+            )
+            session_id = created["id"]
+            await self._confirm_workspace(created, workdir)
+            task = TaskId(session_id, message_id, self.client.worker)
+            if plan:
+                created = await self.workspaces.adopt(plan, created, str(task))
+            self.sessions.remember(created)
+        await self.client.prompt_async(
+            session_id, message_id=message_id, text=request.prompt, agent=agent, model=provider_model
+        )
+        if self.tracker is not None:
+            self.tracker.track(task, request.budget)
+        return task
+
+    async def _confirm_workspace(self, created: Session, workdir: str | None) -> None:
+        """A session OpenCode placed elsewhere than decided is deleted before it can run."""
+        try:
+            confirm_session_directory(created.get("directory"), workdir)
+        except WorkspaceError:
+            log.warning(
+                "session %s landed in %r, not %r: deleting it", created["id"], created.get("directory"), workdir
+            )
+            with contextlib.suppress(OpenCodeError):  # the refusal stands even if the delete fails
+                await self.client.delete_session(created["id"])
+            raise
+
+    async def _record_budget(self, session: Session, budget: Budget) -> None:
+        """A follow-up's budget replaces the session's (a session runs one task at a time)."""
+        if Budget.of_session(session) == budget:
+            return
+        metadata = {k: v for k, v in (session.get("metadata") or {}).items() if k != "budget"}
+        if budget.as_metadata():
+            metadata["budget"] = budget.as_metadata()
+        self.sessions.remember(await self.client.update_session_metadata(session["id"], metadata))

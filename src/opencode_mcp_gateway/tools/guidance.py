@@ -1,0 +1,24 @@
+"""What a caller can do next with a task: text that names this server's tools, so it is
+written here, at the MCP surface, not by the task layer."""
+
+from __future__ import annotations
+
+from ..tasks.views import TaskView
+
+
+def guided(view: TaskView) -> TaskView:
+    """The view with `next_step` filled in for its status."""
+    view.next_step = next_step(view.task_id, view.status)
+    return view
+
+
+def next_step(task_id: str, status: str) -> str | None:
+    if status == "running":
+        return f"Still running. Call get_task_status(task_id={task_id!r}) later, or abort_task to stop it."
+    if status == "waiting_for_input":
+        return "OpenCode waits for an answer: call respond_to_task with the request id from pending."
+    if status == "completed":
+        return "Done. get_task_diff shows the changes; run_coding_task with this task_id continues the session."
+    if status == "failed":
+        return "See error. run_coding_task with this task_id continues the same session with a new instruction."
+    return None
