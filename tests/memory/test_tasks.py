@@ -208,3 +208,22 @@ async def test_tool_descriptions_carry_no_docstring_indentation() -> None:
         "with a task_id to poll with get_task_status (the task keeps going). Cancelling\n"
         "this call aborts the task."
     )
+
+
+async def test_a_long_session_is_read_by_its_newest_messages_and_its_first_task_stays_readable() -> None:
+    async with in_memory_gateway() as gw, gw.mcp() as c:
+        gw.fake.queue(Reply("first"))
+        first = data(await c.call_tool("run_coding_task", {"prompt": "one"}))
+        latest = first
+        for n in range(30):  # 30 follow-ups: 62 messages in the session
+            gw.fake.queue(Reply(f"reply {n}"))
+            latest = data(await c.call_tool("run_coding_task", {"prompt": f"more {n}", "task_id": latest["task_id"]}))
+        served = len(gw.fake.messages_served)
+        newest = data(await c.call_tool("get_task_status", {"task_id": latest["task_id"]}))
+        newest_reads = gw.fake.messages_served[served:]
+        old = data(await c.call_tool("get_task_status", {"task_id": first["task_id"]}))
+        conversation = data(await c.call_tool("get_task_messages", {"task_id": latest["task_id"], "limit": 1000}))
+    assert newest["status"] == "completed" and newest["result"] == "reply 29"
+    assert newest_reads and max(newest_reads) <= 50  # not the whole history on every poll
+    assert old["status"] == "completed" and old["result"] == "first"  # found in a whole read
+    assert conversation["total"] == 62  # the conversation still holds every earlier turn

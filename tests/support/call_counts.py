@@ -188,8 +188,8 @@ def table(counts: dict[str, Counter[str]]) -> str:
         HEADING,
         "",
         "Counted on the in-memory fake OpenCode (`python -m tests.support.call_counts --write`; "
-        "tests/memory/test_call_counts.py checks this table). Before the `tasks/` split of issue #14; "
-        "caches warm (the gateway has run a task before).",
+        "tests/memory/test_call_counts.py checks this table), caches warm (the gateway has run a task "
+        "before). Section 7 keeps the counts from before issue #14's changes to compare.",
         "",
         "| Tool, situation | calls | by route |",
         "|---|---|---|",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from opencode_mcp_gateway.tasks.state import INTERRUPTED, NEVER_STARTED, START_GRACE_MS, derive
+from opencode_mcp_gateway.tasks.state import INTERRUPTED, NEVER_STARTED, START_GRACE_MS, await_input, derive
 
 USER = "msg_100"
 NOW = 10_000_000
@@ -91,9 +91,13 @@ def test_retry_is_running_with_the_attempt() -> None:
 
 def test_pending_request_means_waiting_for_input() -> None:
     msgs = [user(), assistant("msg_101", completed=False, finish=None)]
-    assert derive(msgs, USER, BUSY, pending=1, now_ms=NOW).status == "waiting_for_input"
+    state = derive(msgs, USER, BUSY, now_ms=NOW)
+    await_input(state, pending=1)
+    assert state.status == "waiting_for_input"
     # a finished task stays finished even if a stale request is still listed
-    assert derive([user(), assistant("msg_101")], USER, None, pending=1, now_ms=NOW).status == "completed"
+    state = derive([user(), assistant("msg_101")], USER, None, now_ms=NOW)
+    await_input(state, pending=1)
+    assert state.status == "completed"
 
 
 def test_fresh_task_without_assistant_message_is_running_even_if_idle() -> None:

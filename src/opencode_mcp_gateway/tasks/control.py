@@ -7,7 +7,7 @@ import logging
 from ..opencode import OpenCodeClient, OpenCodeError, OpenCodeNotFound
 from .errors import TaskError
 from .ids import TaskId, parse_task_id
-from .permissions import PERMISSION_REPLIES, PermissionBroker, open_requests, reply
+from .permissions import PERMISSION_REPLIES, PermissionBroker, reply
 from .reader import TaskReader
 from .state import TERMINAL
 from .views import AbortView, PendingRequest, RespondView
@@ -35,7 +35,7 @@ class TaskControl:
                 message=f"Nothing to abort: the task had already ended ({view.status}).",
             )
         await self.client.abort(tid.session_id)
-        await self._drop_stale_requests(tid.session_id, view.directory)
+        await self._drop_stale_requests(tid.session_id, view.pending)
         view = await waiter.wait(tid, timeout=ABORT_SETTLE_SECONDS)
         return AbortView(
             task_id=view.task_id,
@@ -44,12 +44,12 @@ class TaskControl:
             message="The task was stopped; its messages and changes so far stay readable.",
         )
 
-    async def _drop_stale_requests(self, session_id: str, directory: str | None) -> None:
+    async def _drop_stale_requests(self, session_id: str, pending: list[PendingRequest]) -> None:
         """OpenCode keeps a request listed after an abort; answer it so it goes away."""
         try:
-            for request in await open_requests(self.client, session_id, directory):
-                self.broker.forget(request["id"])
-                await reply(self.client, request["id"], request["kind"], "reject", message="Task aborted.")
+            for request in pending:
+                self.broker.forget(request.id)
+                await reply(self.client, request.id, request.kind, "reject", message="Task aborted.")
         except OpenCodeError as exc:
             log.warning("could not clear requests of aborted session %s: %s", session_id, exc)
 

@@ -17,7 +17,7 @@ class TaskPages:
 
     async def messages(self, tid: TaskId, *, limit: int, offset: int) -> MessagesView:
         task_id = str(tid)
-        turn = await self.reader.resolve(tid)
+        turn = await self.reader.resolve(tid, history=True)
         conversation = bounds.task_conversation(turn.messages, str(turn.tid.message_id))
         page = bounds.page_messages(
             conversation, limit=limit, offset=offset, budget=self.settings.max_output_bytes, task_id=task_id

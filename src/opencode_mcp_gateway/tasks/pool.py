@@ -30,7 +30,16 @@ from .placement import Placement, Reporter, WorkerLoad
 from .service import TaskService
 from .submitter import TaskRequest
 from .tracker import TaskTracker
-from .views import AbortView, DiffView, MessagesView, OpenCodeHealth, RespondView, TaskView, WorkerHealth
+from .views import (
+    AbortView,
+    DiffView,
+    MessagesView,
+    OpenCodeHealth,
+    PendingRequest,
+    RespondView,
+    TaskView,
+    WorkerHealth,
+)
 from .waiter import Asker
 
 log = logging.getLogger(__name__)
@@ -199,6 +208,11 @@ class TaskPool:
         self, tid: TaskId, request_id: str, decision: str | None, answers: list[list[str]] | None, message: str | None
     ) -> RespondView:
         return await self._on(tid, lambda s: s.respond(tid, request_id, decision, answers, message))
+
+    async def answer(
+        self, tid: TaskId, request: PendingRequest, decision: str, answers: list[list[str]] | None
+    ) -> None:
+        await self._on(tid, lambda s: s.answer(tid, request, decision, answers))
 
     def settle(self, task_id: str, status: str) -> None:
         """A tool result showed the task in `status` (the per-call wrapper tells the budgets)."""

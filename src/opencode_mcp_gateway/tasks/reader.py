@@ -23,12 +23,16 @@ from .ids import TaskId
 from .permissions import PermissionBroker, open_requests
 from .session_errors import SessionErrorLog
 from .sessions import Session, SessionStore
-from .state import TurnState, derive, find_user_message, info
+from .state import TurnState, await_input, derive, find_user_message, info, may_ask
 from .views import FileChange, PendingRequest, RetryInfo, TaskView, Tokens, WorkspaceView
 from .workspaces import Record, Workspaces
 
 CONFIRM_READS = 4
 CONFIRM_DELAY = 0.15
+# A state read asks for the session's newest messages only: the turn of a task is at the end
+# of its session unless a follow-up came after it, and re-reading a long session's whole
+# history on every poll costs more with every step. Older turns take a second, whole read.
+RECENT_MESSAGES = 50
 
 
 @dataclass
@@ -62,14 +66,24 @@ class TaskReader:
         self.broker = broker
         self.workspaces = workspaces
 
-    async def resolve(self, tid: TaskId) -> Turn:
-        """A bare session id means the session's newest task."""
+    async def resolve(self, tid: TaskId, *, history: bool = False) -> Turn:
+        """A bare session id means the session's newest task. `history`: the turn's
+        messages and every earlier one (else the turn's own may be all that is read)."""
         session = await self.sessions.get(tid.session_id)
-        messages = await self.client.messages(tid.session_id)
+        messages = await self.turn_messages(tid, whole=history)
         user = find_user_message(messages, tid.message_id)
         if user is None:
             raise TaskError(f"unknown task_id {tid}: OpenCode has no such task in session {tid.session_id}")
         return Turn(tid._replace(message_id=str(info(user)["id"])), session, messages, user)
+
+    async def turn_messages(self, tid: TaskId, *, whole: bool = False) -> list[dict[str, Any]]:
+        """Messages of the session that hold the task's turn: the newest ones when the turn
+        is among them (every message of a turn comes after its user message)."""
+        if not whole:
+            recent = await self.client.messages(tid.session_id, limit=RECENT_MESSAGES)
+            if len(recent) < RECENT_MESSAGES or find_user_message(recent, tid.message_id) is not None:
+                return recent
+        return await self.client.messages(tid.session_id)
 
     async def view(self, tid: TaskId, *, with_files: bool = True) -> TaskView:
         return (await self.read(tid, with_files=with_files))[0]
@@ -86,13 +100,12 @@ class TaskReader:
             # OpenCode marks the session idle a moment before it stores the message's
             # final error or completion: look again before calling the run interrupted.
             await anyio.sleep(CONFIRM_DELAY)
-            turn.messages = await self.client.messages(tid.session_id)
+            turn.messages = await self.turn_messages(tid)
             state = await self._derive(turn)
         pending: list[PendingRequest] = []
-        if not state.terminal:
+        if may_ask(state):
             pending = [PendingRequest(**p) for p in await open_requests(self.client, tid.session_id, directory)]
-            if pending:
-                state.status = "waiting_for_input"
+            await_input(state, len(pending))
         files: list[FileChange] = []
         record = Record.of(turn.session)
         if record and state.terminal:

@@ -26,7 +26,7 @@ from .session_errors import SessionErrorLog
 from .sessions import SessionStore
 from .submitter import TaskRequest, TaskSubmitter
 from .tracker import TaskTracker
-from .views import AbortView, DiffView, MessagesView, RespondView, TaskView
+from .views import AbortView, DiffView, MessagesView, PendingRequest, RespondView, TaskView
 from .waiter import Asker, Reporter, TaskWaiter
 from .workspaces import Workspaces
 
@@ -51,6 +51,10 @@ class TaskOperations(Protocol):
     async def respond(
         self, tid: TaskId, request_id: str, decision: str | None, answers: list[list[str]] | None, message: str | None
     ) -> RespondView: ...
+
+    async def answer(
+        self, tid: TaskId, request: PendingRequest, decision: str, answers: list[list[str]] | None
+    ) -> None: ...
 
 
 class TaskService:
@@ -99,3 +103,9 @@ class TaskService:
         self, tid: TaskId, request_id: str, decision: str | None, answers: list[list[str]] | None, message: str | None
     ) -> RespondView:
         return await self._control.respond(tid, request_id, decision, answers, message)
+
+    async def answer(
+        self, tid: TaskId, request: PendingRequest, decision: str, answers: list[list[str]] | None
+    ) -> None:
+        """Answer a request just read from the task's view (no checks, no second read)."""
+        await self._control.answer(tid, request, decision, answers)

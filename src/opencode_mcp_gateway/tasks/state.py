@@ -117,7 +117,6 @@ def derive(
     user_id: str,
     session_status: dict[str, Any] | None,
     *,
-    pending: int = 0,
     now_ms: int,
     session_error: dict[str, Any] | None = None,
 ) -> TurnState:
@@ -173,9 +172,19 @@ def derive(
 
     if state.status == "running":
         state.result = final_text(turn)  # what has streamed so far
-        if pending:
-            state.status = "waiting_for_input"
     return state
+
+
+def may_ask(state: TurnState) -> bool:
+    """Whether the turn can have an open permission or question: only a running turn
+    whose model has started a step (requests come from its tool calls)."""
+    return state.status == "running" and state.steps > 0
+
+
+def await_input(state: TurnState, pending: int) -> None:
+    """A running turn with open requests waits for input (an ended one ignores leftovers)."""
+    if pending and may_ask(state):
+        state.status = "waiting_for_input"
 
 
 def _fail(state: TurnState, error: dict[str, Any]) -> None:

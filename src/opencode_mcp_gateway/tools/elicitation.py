@@ -130,10 +130,8 @@ async def apply_answers(service: TaskPool, ctx: Context) -> TaskId:
         if isinstance(response, ElicitResult) and response.action == "accept":
             answer = to_answer(request, response.content)
         decision, answers = answer or ("reject", None)
-        try:
-            await service.respond(
-                parse_task_id(view.task_id), request_id, None if decision == "answer" else decision, answers, None
-            )
+        try:  # the request was just read: answered as is, with no second read of the task
+            await service.answer(parse_task_id(view.task_id), request, decision, answers)
         except TaskError as exc:
             log.info("answer to %s not applied: %s", request_id, exc)
     return tid

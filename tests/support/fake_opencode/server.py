@@ -77,6 +77,7 @@ class FakeOpenCode:
         self.password = password
         self.world = World(emit=self._emit)
         self.calls: list[str] = []  # "METHOD /route/{template}" of every request, in order
+        self.messages_served: list[int] = []  # how many messages each GET …/message answered with
         self.down = False  # every request fails to connect (OpenCode is not running)
         self.stream_refused = False  # new event streams fail to connect
         self._scripts: deque[list[Step]] = deque()
@@ -229,7 +230,9 @@ class FakeOpenCode:
             return _no_session(sid)
         messages = self.world.messages[sid]
         limit = int(params.get("limit") or 0)
-        return _json(messages[-limit:] if limit else messages)
+        page = messages[-limit:] if limit else messages
+        self.messages_served.append(len(page))
+        return _json(page)
 
     def _post_session_sid_prompt_async(self, sid: str, body: Json, **_: Any) -> httpx2.Response:
         if sid not in self.world.sessions:
