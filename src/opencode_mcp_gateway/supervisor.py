@@ -30,6 +30,7 @@ import anyio
 import httpx2
 
 from . import metrics
+from .backoff import Backoff
 from .config import Settings
 from .llm_proxy import LLMProxy
 from .pins import OPENCODE_VERSION
@@ -203,7 +204,7 @@ class OpenCodeSupervisor:
             tg.cancel_scope.cancel()
 
     async def _keep_running(self) -> None:
-        delay = 1.0
+        backoff = Backoff(1.0, 30.0)
         workdir = self.settings.workspace_dir or os.getcwd()
         while not self._stopping:
             started = anyio.current_time()
@@ -215,13 +216,12 @@ class OpenCodeSupervisor:
                 return
             self._ready = anyio.Event()
             if anyio.current_time() - started > 60:
-                delay = 1.0
+                backoff.reset()  # it ran a good while: this exit is not part of a crash loop
             self.restarts += 1
             metrics.OPENCODE_RESTARTS.inc()
             self._log_last_lines()
-            log.warning("opencode serve exited (code %s); restarting in %.0f s", self.last_exit, delay)
-            await anyio.sleep(delay)
-            delay = min(delay * 2, 30.0)
+            log.warning("opencode serve exited (code %s); restarting in %.0f s", self.last_exit, backoff.delay)
+            await backoff.sleep()
 
     async def _run_once(self, process: subprocess.Popen[bytes]) -> None:
         self._process = process

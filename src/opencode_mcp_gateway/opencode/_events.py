@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 
 from .. import metrics
+from ..backoff import Backoff
 from ._client import OpenCodeClient
 from ._errors import OpenCodeError
 
@@ -103,14 +104,14 @@ class EventHub:
 
     async def run(self) -> None:
         """Keep the stream open forever, reconnecting with back-off."""
-        delay = 0.1
+        backoff = Backoff(0.1, 2.0)
         while True:
             if self._gate is not None:
                 await self._gate()
             try:
                 async with self._client.stream("/global/event") as response:
                     self._mark_connected()
-                    delay = 0.1
+                    backoff.reset()
                     async for event in _parse_sse(response.aiter_lines()):
                         self.dispatch(event)
             except OpenCodeError as exc:
@@ -122,8 +123,7 @@ class EventHub:
                 self.connected = False
                 self._connected_event = anyio.Event()
                 self.dispatch({"type": DISCONNECTED, "properties": {}})
-            await anyio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            await backoff.sleep()
 
     def _mark_connected(self) -> None:
         self.connected = True
