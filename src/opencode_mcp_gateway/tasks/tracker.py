@@ -32,12 +32,12 @@ from ..opencode import Event, EventHub, OpenCodeClient, OpenCodeError, OpenCodeN
 from .budget import Budget, message_figures, token_total
 from .ids import TaskId
 from .lru import LRU
+from .state import TERMINAL
 from .views import AbortView, TaskView
 
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 30.0
-TERMINAL = ("completed", "failed", "aborted")
 _RUNNING: dict[str, int] = {}  # counted running tasks, by worker
 
 

@@ -6,7 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-TaskStatus = Literal["running", "completed", "failed", "aborted", "waiting_for_input"]
+from .state import Status
+
+TaskStatus = Status  # one vocabulary: the turn-state rules' (state.py)
 
 
 class FileChange(BaseModel):

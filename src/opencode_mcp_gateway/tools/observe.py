@@ -19,10 +19,10 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 
 from .. import logs, metrics, tracing
 from ..identity import identity_of_request
+from ..tasks.state import TERMINAL
 
 log = logging.getLogger("opencode_mcp_gateway.calls")
 
-TERMINAL = ("completed", "failed", "aborted")
 UNKNOWN_TOOL = "unknown"  # label for names that are no tool here: labels stay bounded
 
 
