@@ -28,7 +28,7 @@ def client_for(fake: FakeOpenCode, **options: object) -> OpenCodeClient:
 async def test_basic_auth_is_sent_and_a_refusal_names_the_settings() -> None:
     fake = FakeOpenCode(password="s3cret")
     right, wrong = client_for(fake, password="s3cret"), client_for(fake, password="nope")
-    assert (await right.health())["healthy"] is True
+    assert (await right.health()).healthy is True
     with pytest.raises(OpenCodeAuthError, match="OPENCODE_USERNAME/OPENCODE_PASSWORD"):
         await wrong.health()
     with pytest.raises(OpenCodeAuthError):

@@ -25,6 +25,7 @@ from opencode_mcp_gateway.auth.jwks import JwksCache, metadata_urls
 from opencode_mcp_gateway.auth.jwt_tokens import token_scopes
 from opencode_mcp_gateway.auth.static_tokens import parse_keys
 from opencode_mcp_gateway.identity import Identity, set_identity
+from opencode_mcp_gateway.opencode import Session
 from opencode_mcp_gateway.tasks.ownership import Caller, acting_as, may_see, owner_to_record
 from opencode_mcp_gateway.tools.callers import caller_of
 
@@ -115,8 +116,8 @@ def test_callers() -> None:
 
 
 def test_ownership_rules() -> None:
-    ownerless = {"metadata": {"createdBy": "opencode-mcp-gateway"}}
-    alices = {"metadata": {"owner": "alice"}}
+    ownerless = Session(id="ses_1", metadata={"createdBy": "opencode-mcp-gateway"})
+    alices = Session(id="ses_2", metadata={"owner": "alice"})
     assert may_see(ownerless, Caller("default")) and not may_see(ownerless, Caller("alice"))
     assert may_see(alices, Caller("alice")) and not may_see(alices, Caller("default"))
     assert may_see(alices, Caller("root", admin=True))

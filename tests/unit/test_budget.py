@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from opencode_mcp_gateway.config import ConfigError, load_settings
+from opencode_mcp_gateway.opencode import Session
 from opencode_mcp_gateway.supervisor import opencode_config
 from opencode_mcp_gateway.tasks.budget import Budget, BudgetError, explain, message_figures, resolve
 from opencode_mcp_gateway.tasks.permissions import session_metadata
@@ -50,9 +51,9 @@ def test_the_budget_round_trips_through_the_session_metadata() -> None:
         "permissionPolicy": "allow",
         "budget": {"max_tokens": 100, "max_cost_usd": 0.25},
     }
-    assert Budget.of_session({"metadata": metadata}) == budget
-    assert Budget.of_session({"metadata": session_metadata("allow")}).unlimited
-    assert Budget.of_session({}).unlimited
+    assert Budget.of_session(Session(id="ses_1", metadata=metadata)) == budget
+    assert Budget.of_session(Session(id="ses_1", metadata=session_metadata("allow"))).unlimited
+    assert Budget.of_session(Session.model_validate({"id": "ses_1", "metadata": None})).unlimited
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from opencode_mcp_gateway.config import Settings
+from opencode_mcp_gateway.opencode import Session
 from opencode_mcp_gateway.tasks import TaskRequest, TaskService, WorkspaceError
 from opencode_mcp_gateway.tasks.workspace import resolve_directory
 
@@ -32,8 +33,8 @@ class OpenCodeThatMisplaces:
         self.deleted: list[str] = []
         self.prompted = False
 
-    async def create_session(self, **_: Any) -> dict[str, Any]:
-        return {"id": "ses_misplaced", "directory": "/etc"}
+    async def create_session(self, **_: Any) -> Session:
+        return Session(id="ses_misplaced", directory="/etc")
 
     async def delete_session(self, session_id: str) -> None:
         self.deleted.append(session_id)

@@ -9,18 +9,22 @@ from ._errors import (
     OpenCodeUnavailable,
 )
 from ._events import DISCONNECTED, RESYNC, Event, EventHub, Subscription, session_id_of
+from ._models import Agent, Health, Session
 
 __all__ = [
     "DISCONNECTED",
     "RESYNC",
+    "Agent",
     "Event",
     "EventHub",
+    "Health",
     "OpenCodeAuthError",
     "OpenCodeClient",
     "OpenCodeError",
     "OpenCodeNotFound",
     "OpenCodeRequestError",
     "OpenCodeUnavailable",
+    "Session",
     "Subscription",
     "redact_url",
     "session_id_of",

@@ -1,8 +1,9 @@
 """Typed async calls to OpenCode's v1 HTTP API over one pooled httpx2 client.
 
-Shapes follow opencode 1.18.33 (see docs/design.md). Payloads stay plain dicts:
-the task layer reads the few fields it needs, and extra fields from newer OpenCode
-versions pass through unharmed.
+Shapes follow opencode 1.18.33 (see docs/design.md). Sessions, health and agents come
+back as the typed models of `_models` (extra fields from newer OpenCode versions pass
+through); messages, statuses, diffs and requests are still plain dicts, read by the task
+layer's pure rules.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ._errors import (
     OpenCodeRequestError,
     OpenCodeUnavailable,
 )
+from ._models import Agent, Health, Session
 
 JSON = dict[str, Any]
 
@@ -116,15 +118,12 @@ class OpenCodeClient:
             raise OpenCodeUnavailable(f"event stream from {self.display_url} failed ({type(exc).__name__})") from exc
 
     # -- server ------------------------------------------------------------------------
-    async def health(self, timeout: float | None = None) -> JSON:
-        result: JSON = await self._request("GET", "/global/health", timeout=timeout)
-        return result
+    async def health(self, timeout: float | None = None) -> Health:
+        return Health.model_validate(await self._request("GET", "/global/health", timeout=timeout))
 
-    async def agents(self, directory: str | None = None) -> list[JSON]:
-        result: list[JSON] = await self._request(
-            "GET", "/agent", params={"directory": directory} if directory else None
-        )
-        return result
+    async def agents(self, directory: str | None = None) -> list[Agent]:
+        found = await self._request("GET", "/agent", params={"directory": directory} if directory else None)
+        return [Agent.model_validate(a) for a in found]
 
     async def providers(self, directory: str | None = None) -> JSON:
         result: JSON = await self._request(
@@ -140,45 +139,47 @@ class OpenCodeClient:
         title: str,
         permission: list[JSON] | None = None,
         metadata: JSON | None = None,
-    ) -> JSON:
+    ) -> Session:
         body: JSON = {"title": title}
         if permission:
             body["permission"] = permission
         if metadata:
             body["metadata"] = metadata
-        result: JSON = await self._request(
+        created = await self._request(
             "POST", "/session", params={"directory": directory} if directory else None, json=body
         )
-        return result
+        return Session.model_validate(created)
 
     async def delete_session(self, session_id: str) -> None:
         await self._request("DELETE", f"/session/{session_id}")
 
-    async def all_sessions(self, page_size: int = 500) -> list[JSON]:
+    async def all_sessions(self, page_size: int = 500) -> list[Session]:
         """Every (non-archived, top-level) session across directories, newest updated first.
         OpenCode's cursor is exclusive on `time.updated`; paging from one millisecond later and
         dropping repeats keeps sessions that share a millisecond."""
-        found: dict[str, JSON] = {}
+        found: dict[str, Session] = {}
         cursor: int | None = None
         while True:
             params: dict[str, str | int] = {"roots": "true", "limit": page_size}
             if cursor is not None:
                 params["cursor"] = cursor
-            page: list[JSON] = await self._request("GET", "/experimental/session", params=params)
-            fresh = [s for s in page if s["id"] not in found]
-            found.update((s["id"], s) for s in fresh)
+            page = [
+                Session.model_validate(s) for s in await self._request("GET", "/experimental/session", params=params)
+            ]
+            fresh = [s for s in page if s.id not in found]
+            found.update((s.id, s) for s in fresh)
             if len(page) < page_size or not fresh:
                 return list(found.values())
-            cursor = int(page[-1]["time"]["updated"]) + 1
+            cursor = page[-1].time.updated + 1
 
-    async def get_session(self, session_id: str) -> JSON:
-        result: JSON = await self._request("GET", f"/session/{session_id}")
-        return result
+    async def get_session(self, session_id: str) -> Session:
+        return Session.model_validate(await self._request("GET", f"/session/{session_id}"))
 
-    async def update_session_metadata(self, session_id: str, metadata: JSON) -> JSON:
+    async def update_session_metadata(self, session_id: str, metadata: JSON) -> Session:
         """Replaces the session's metadata (OpenCode keeps no other keys): pass all of it."""
-        result: JSON = await self._request("PATCH", f"/session/{session_id}", json={"metadata": metadata})
-        return result
+        return Session.model_validate(
+            await self._request("PATCH", f"/session/{session_id}", json={"metadata": metadata})
+        )
 
     async def prompt_async(
         self,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import Settings
+from ..opencode import Session
 from .errors import TaskError
 from .state import TurnState
 
@@ -46,8 +47,8 @@ class Budget:
         return entry
 
     @classmethod
-    def of_session(cls, session: dict[str, Any]) -> Budget:
-        entry = (session.get("metadata") or {}).get("budget")
+    def of_session(cls, session: Session) -> Budget:
+        entry = session.metadata.get("budget")
         if not isinstance(entry, dict):
             return cls()
         tokens, cost = entry.get("max_tokens"), entry.get("max_cost_usd")

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
-from ..opencode import OpenCodeClient
+from ..opencode import Agent, OpenCodeClient
 from .errors import TaskError
 
 
@@ -17,10 +16,10 @@ class Catalog:
     def __init__(self, client: OpenCodeClient, ttl: float = 30.0) -> None:
         self._client = client
         self._ttl = ttl
-        self._agents: dict[str | None, tuple[float, list[dict[str, Any]]]] = {}
+        self._agents: dict[str | None, tuple[float, list[Agent]]] = {}
         self._models: dict[str | None, tuple[float, dict[str, list[str]]]] = {}
 
-    async def agents(self, directory: str | None = None, *, fresh: bool = False) -> list[dict[str, Any]]:
+    async def agents(self, directory: str | None = None, *, fresh: bool = False) -> list[Agent]:
         cached = self._agents.get(directory)
         if fresh or cached is None or time.monotonic() - cached[0] > self._ttl:
             cached = (time.monotonic(), await self._client.agents(directory))
@@ -39,9 +38,9 @@ class Catalog:
     async def check_agent(self, name: str, directory: str | None) -> None:
         for fresh in (False, True):
             agents = await self.agents(directory, fresh=fresh)
-            if any(a.get("name") == name for a in agents):
+            if any(a.name == name for a in agents):
                 return
-        usable = ", ".join(a["name"] for a in agents if a.get("mode") in ("primary", "all", "subagent"))
+        usable = ", ".join(a.name for a in agents if a.usable)
         raise UnknownChoice(f"unknown agent {name!r}; OpenCode offers: {usable}")
 
     async def check_model(self, model: str, directory: str | None) -> tuple[str, str]:

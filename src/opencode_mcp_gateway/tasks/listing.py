@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import anyio
 from pydantic import BaseModel, Field
 
+from ..opencode import Session
 from .errors import TaskError
 from .ids import TaskId
 from .ownership import may_see
@@ -50,8 +51,8 @@ def _iso(ms: Any) -> str | None:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z") if ms else None
 
 
-def _key(session: dict[str, Any]) -> tuple[int, str]:
-    return int((session.get("time") or {}).get("created") or 0), str(session["id"])
+def _key(session: Session) -> tuple[int, str]:
+    return session.time.created, session.id
 
 
 def encode_cursor(key: tuple[int, str]) -> str:
@@ -67,8 +68,8 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
         raise TaskError("cursor is not one list_tasks returned: pass next_cursor unchanged, or leave it out") from None
 
 
-def _workspace(session: dict[str, Any]) -> WorkspaceRef | None:
-    found = (session.get("metadata") or {}).get("workspace")
+def _workspace(session: Session) -> WorkspaceRef | None:
+    found = session.metadata.get("workspace")
     if isinstance(found, dict) and isinstance(found.get("repository"), str):
         return WorkspaceRef(repository=found["repository"], branch=found.get("branch"))
     return None
@@ -77,7 +78,7 @@ def _workspace(session: dict[str, Any]) -> WorkspaceRef | None:
 class Tasks(Protocol):
     """Where the tasks are: every worker's sessions (with the worker's name), and their states."""
 
-    async def all_sessions(self) -> list[tuple[str, dict[str, Any]]]: ...
+    async def all_sessions(self) -> list[tuple[str, Session]]: ...
 
     async def view(self, tid: TaskId, *, with_files: bool = True) -> TaskView: ...
 
@@ -89,8 +90,8 @@ class TaskLister:
     async def page(self, *, status: str | None, limit: int, cursor: str | None) -> TaskList:
         after = decode_cursor(cursor) if cursor else None
         found = await self.service.all_sessions()
-        worker = {s["id"]: name for name, s in found}
-        sessions = [s for _, s in found if (s.get("metadata") or {}).get("createdBy") == CREATED_BY and may_see(s)]
+        worker = {s.id: name for name, s in found}
+        sessions = [s for _, s in found if s.metadata.get("createdBy") == CREATED_BY and may_see(s)]
         sessions.sort(key=_key, reverse=True)
         if after is not None:
             sessions = [s for s in sessions if _key(s) < after]
@@ -109,30 +110,29 @@ class TaskLister:
         more = examined < len(sessions) and position is not None
         return TaskList(tasks=tasks, next_cursor=encode_cursor(position) if more and position is not None else None)
 
-    async def _summaries(self, sessions: list[dict[str, Any]], worker: dict[str, str]) -> list[TaskSummary]:
+    async def _summaries(self, sessions: list[Session], worker: dict[str, str]) -> list[TaskSummary]:
         found: list[TaskSummary | None] = [None] * len(sessions)
 
         async def read(i: int) -> None:
-            found[i] = await self._summary(sessions[i], worker[sessions[i]["id"]])
+            found[i] = await self._summary(sessions[i], worker[sessions[i].id])
 
         async with anyio.create_task_group() as tg:
             for i in range(len(sessions)):
                 tg.start_soon(read, i)
         return [f for f in found if f is not None]
 
-    async def _summary(self, session: dict[str, Any], worker: str) -> TaskSummary:
-        bare = TaskId(session["id"], None, worker)
+    async def _summary(self, session: Session, worker: str) -> TaskSummary:
+        bare = TaskId(session.id, None, worker)
         try:
             view = await self.service.view(bare, with_files=False)
             task_id, status = view.task_id, view.status
         except TaskError:  # created a moment ago: its prompt is not stored yet
             task_id, status = str(bare), "running"
-        times = session.get("time") or {}
         return TaskSummary(
             task_id=task_id,
-            title=session.get("title"),
+            title=session.title,
             status=status,
-            created_at=_iso(times.get("created")),
-            updated_at=_iso(times.get("updated")),
+            created_at=_iso(session.time.created),
+            updated_at=_iso(session.time.updated),
             workspace=_workspace(session),
         )

@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+
+from ..opencode import Session
 
 SHARED_OWNER = "default"
 
@@ -50,11 +51,11 @@ def owner_to_record() -> str | None:
     return caller.name if caller is not None and caller.name != SHARED_OWNER else None
 
 
-def owner_of(session: dict[str, Any]) -> str:
-    owner = (session.get("metadata") or {}).get("owner")
+def owner_of(session: Session) -> str:
+    owner = session.metadata.get("owner")
     return owner if isinstance(owner, str) and owner else SHARED_OWNER
 
 
-def may_see(session: dict[str, Any], caller: Caller | None = None) -> bool:
+def may_see(session: Session, caller: Caller | None = None) -> bool:
     caller = caller or _current.get()
     return caller is None or caller.admin or owner_of(session) == caller.name

@@ -203,7 +203,7 @@ class PermissionBroker:
                 session = await self._client.get_session(session_id)
             except OpenCodeError:
                 return False
-            self._ours[session_id] = is_ours(session.get("metadata") or {}, self.policy)
+            self._ours[session_id] = is_ours(session.metadata, self.policy)
         return self._ours[session_id]
 
     def forget(self, request_id: str) -> None:

@@ -15,13 +15,13 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import anyio
 
 from .. import metrics
 from ..config import Settings
-from ..opencode import EventHub, OpenCodeClient, OpenCodeError, OpenCodeUnavailable
+from ..opencode import Agent, EventHub, OpenCodeClient, OpenCodeError, OpenCodeUnavailable, Session
 from .catalog import Catalog
 from .errors import TaskError
 from .ids import TaskId, parse_task_id
@@ -80,8 +80,8 @@ class Worker:
 
     async def health(self, timeout: float = 3.0) -> WorkerHealth:
         try:
-            data = await self.client.health(timeout=timeout)
-            healthy, version, error = bool(data.get("healthy")), data.get("version"), None
+            health = await self.client.health(timeout=timeout)
+            healthy, version, error = health.healthy, health.version, None
         except OpenCodeError as exc:
             healthy, version, error = False, None, str(exc)
         return WorkerHealth(
@@ -140,7 +140,7 @@ class TaskPool:
             )
         return worker
 
-    async def agents(self) -> list[dict[str, Any]]:
+    async def agents(self) -> list[Agent]:
         """The agents OpenCode offers (the same on every worker), read afresh."""
         return await self.answering().service.catalog.agents(fresh=True)
 
@@ -219,9 +219,9 @@ class TaskPool:
         with contextlib.suppress(TaskError):
             self.worker_of(parse_task_id(task_id)).tracker.settle(task_id, status)
 
-    async def all_sessions(self) -> list[tuple[str, dict[str, Any]]]:
+    async def all_sessions(self) -> list[tuple[str, Session]]:
         """Every worker's sessions, each with its worker's name; a worker down is left out."""
-        found: list[tuple[str, dict[str, Any]]] = []
+        found: list[tuple[str, Session]] = []
 
         async def read(worker: Worker) -> None:
             try:

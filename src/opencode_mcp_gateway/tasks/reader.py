@@ -15,14 +15,14 @@ from typing import Any
 import anyio
 
 from ..config import Settings
-from ..opencode import OpenCodeClient, OpenCodeNotFound
+from ..opencode import OpenCodeClient, OpenCodeNotFound, Session
 from . import bounds
 from .budget import Budget, explain
 from .errors import TaskError
 from .ids import TaskId
 from .permissions import PermissionBroker, open_requests
 from .session_errors import SessionErrorLog
-from .sessions import Session, SessionStore
+from .sessions import SessionStore
 from .state import TurnState, await_input, derive, find_user_message, info, may_ask
 from .views import FileChange, PendingRequest, RetryInfo, TaskView, Tokens, WorkspaceView
 from .workspaces import Record, Workspaces
@@ -92,7 +92,7 @@ class TaskReader:
         """`idle`: a `session.idle` event was the session's latest news, so its status is known."""
         turn = await self.resolve(tid)
         tid = turn.tid
-        directory = turn.session.get("directory")
+        directory = turn.session.directory
         state = await self._derive(turn, idle=idle)
         for _ in range(CONFIRM_READS):
             if not state.suspect_interrupted:
@@ -117,7 +117,7 @@ class TaskReader:
         return view, state
 
     async def _derive(self, turn: Turn, *, idle: bool = False) -> TurnState:
-        statuses = {} if idle else await self.client.session_status(turn.session.get("directory"))
+        statuses = {} if idle else await self.client.session_status(turn.session.directory)
         return derive(
             turn.messages,
             str(turn.tid.message_id),
@@ -156,8 +156,8 @@ class TaskReader:
             notices=self.broker.notices(tid.session_id),
             agent=state.agent,
             model=state.model,
-            directory=session.get("directory"),
-            title=session.get("title"),
+            directory=session.directory,
+            title=session.title,
             created_at=_iso(state.created_ms),
             completed_at=_iso(state.completed_ms),
             elapsed_seconds=round((end_ms - state.created_ms) / 1000, 3) if state.created_ms else None,

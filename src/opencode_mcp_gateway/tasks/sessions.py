@@ -7,14 +7,10 @@ change the gateway makes goes through `remember`.
 
 from __future__ import annotations
 
-from typing import Any
-
-from ..opencode import OpenCodeClient, OpenCodeNotFound
+from ..opencode import OpenCodeClient, OpenCodeNotFound, Session
 from .errors import TaskError
 from .lru import LRU
 from .ownership import may_see
-
-Session = dict[str, Any]
 
 
 class SessionStore:
@@ -37,4 +33,4 @@ class SessionStore:
         return session
 
     def remember(self, session: Session) -> None:
-        self._known[session["id"]] = session
+        self._known[session.id] = session

@@ -14,14 +14,14 @@ from dataclasses import asdict, dataclass, field
 import anyio
 
 from ..config import Settings
-from ..opencode import OpenCodeClient, OpenCodeError
+from ..opencode import OpenCodeClient, OpenCodeError, Session
 from .budget import Budget
 from .catalog import Catalog
 from .errors import TaskError
 from .ids import TaskId, new_message_id, parse_task_id
 from .ownership import owner_to_record
 from .permissions import session_metadata, session_rules
-from .sessions import Session, SessionStore
+from .sessions import SessionStore
 from .tracker import TaskTracker
 from .workspace import WorkspaceError, check_inside_root, confirm_session_directory, resolve_directory
 from .workspaces import Plan, Workspaces
@@ -80,7 +80,7 @@ class TaskSubmitter:
             )
         if request.task_id:
             session = await self.sessions.get(parse_task_id(request.task_id).session_id)
-            workdir = session.get("directory")
+            workdir = session.directory
             if not self.workspaces.owns_session(session):  # its worktree lives under WORKSPACES_DIR
                 check_inside_root(str(workdir or ""), self.settings.workspace_root, shown=str(workdir))
             if request.directory and resolve_directory(request.directory, self.settings.workspace_root) != workdir:
@@ -117,7 +117,7 @@ class TaskSubmitter:
         provider_model = await self.catalog.check_model(chosen, workdir) if chosen else None
         message_id = new_message_id()
         if session is not None:
-            session_id = session["id"]
+            session_id = session.id
             task = TaskId(session_id, message_id, self.client.worker)
             resumed = await self.workspaces.resume(session, str(task))
             if resumed:
@@ -136,7 +136,7 @@ class TaskSubmitter:
                     workspace=asdict(plan.record) if plan else None,
                 ),
             )
-            session_id = created["id"]
+            session_id = created.id
             await self._confirm_workspace(created, workdir)
             task = TaskId(session_id, message_id, self.client.worker)
             if plan:
@@ -152,20 +152,18 @@ class TaskSubmitter:
     async def _confirm_workspace(self, created: Session, workdir: str | None) -> None:
         """A session OpenCode placed elsewhere than decided is deleted before it can run."""
         try:
-            confirm_session_directory(created.get("directory"), workdir)
+            confirm_session_directory(created.directory, workdir)
         except WorkspaceError:
-            log.warning(
-                "session %s landed in %r, not %r: deleting it", created["id"], created.get("directory"), workdir
-            )
+            log.warning("session %s landed in %r, not %r: deleting it", created.id, created.directory, workdir)
             with contextlib.suppress(OpenCodeError):  # the refusal stands even if the delete fails
-                await self.client.delete_session(created["id"])
+                await self.client.delete_session(created.id)
             raise
 
     async def _record_budget(self, session: Session, budget: Budget) -> None:
         """A follow-up's budget replaces the session's (a session runs one task at a time)."""
         if Budget.of_session(session) == budget:
             return
-        metadata = {k: v for k, v in (session.get("metadata") or {}).items() if k != "budget"}
+        metadata = {k: v for k, v in session.metadata.items() if k != "budget"}
         if budget.as_metadata():
             metadata["budget"] = budget.as_metadata()
-        self.sessions.remember(await self.client.update_session_metadata(session["id"], metadata))
+        self.sessions.remember(await self.client.update_session_metadata(session.id, metadata))

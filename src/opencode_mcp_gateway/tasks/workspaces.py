@@ -30,7 +30,7 @@ from typing import Any
 import anyio
 
 from ..config import Settings
-from ..opencode import EventHub, OpenCodeClient, OpenCodeError
+from ..opencode import EventHub, OpenCodeClient, OpenCodeError, Session
 from .branch_diff import branch_diff
 from .git import Git, RepositoryError, find_credential, strip_userinfo
 from .lru import LRU
@@ -63,8 +63,8 @@ class Record:
         return Tree(Path(self.directory), Path(self.git_dir))
 
     @classmethod
-    def of(cls, session: dict[str, Any]) -> Record | None:
-        raw = (session.get("metadata") or {}).get("workspace")
+    def of(cls, session: Session) -> Record | None:
+        raw = session.metadata.get("workspace")
         if not isinstance(raw, dict):
             return None
         return cls(**{k: v for k, v in raw.items() if k in cls.__dataclass_fields__})
@@ -143,9 +143,9 @@ class Workspaces:
         record = Record(shown, start, base, branch, None, str(tree.path), False, None, push, str(common), remote)
         return Plan(record, url)
 
-    async def adopt(self, plan: Plan, session: dict[str, Any], task_id: str) -> dict[str, Any]:
+    async def adopt(self, plan: Plan, session: Session, task_id: str) -> Session:
         """Names the branch after the new session and records the workspace in its metadata."""
-        record, sid = plan.record, session["id"]
+        record, sid = plan.record, session.id
         if record.branch is None:
             record.branch = f"opencode/{sid.removeprefix('ses_')[-10:]}"
             await anyio.to_thread.run_sync(self.repos.name_branch, record.tree, record.branch)
@@ -160,13 +160,13 @@ class Workspaces:
         with contextlib.suppress(RepositoryError):
             await anyio.to_thread.run_sync(self.repos.remove_worktree, plan.record.tree, plan.record.branch)
 
-    async def resume(self, known: dict[str, Any], task_id: str) -> dict[str, Any] | None:
+    async def resume(self, known: Session, task_id: str) -> Session | None:
         """A follow-up: the same worktree (put back if the janitor took it), a new task id.
         `known` may be a cached copy: a session without a workspace never gains one, one with
         a workspace is read afresh (another replica may have settled it since)."""
         if Record.of(known) is None:
             return None
-        session_id = known["id"]
+        session_id = known.id
         session = await self.client.get_session(session_id)
         record = Record.of(session)
         if record is None:
@@ -190,7 +190,7 @@ class Workspaces:
             record = Record.of(session) or record
             assert record.branch
             if record.tree.exists():
-                title = str(session.get("title") or "").removeprefix(f"{self.settings.session_title_prefix}: ")
+                title = (session.title or "").removeprefix(f"{self.settings.session_title_prefix}: ")
                 author = self.settings.git_author
                 trailer = f"{TRAILER}: {record.task_id or session_id}"
                 message = title or "OpenCode task"
@@ -258,11 +258,11 @@ class Workspaces:
             await anyio.Path(note).unlink(missing_ok=True)
         log.info("removed worktree %s, idle for more than WORKSPACE_TTL_HOURS", tree.path)
 
-    def owns_session(self, session: dict[str, Any]) -> bool:
+    def owns_session(self, session: Session) -> bool:
         """The session runs in a worktree this gateway made (under WORKSPACES_DIR), so the
         WORKSPACE_ROOT rule for caller-chosen directories does not apply to it."""
         record = Record.of(session)
-        return record is not None and record.directory == session.get("directory") and self._here(record)
+        return record is not None and record.directory == session.directory and self._here(record)
 
     # -- helpers --------------------------------------------------------------------------------------
     def _owns(self, record: Record) -> bool:
@@ -273,9 +273,9 @@ class Workspaces:
     def _here(self, record: Record) -> bool:
         return Path(record.directory).parent == self.root / "worktrees"
 
-    async def _save(self, session: dict[str, Any], record: Record) -> dict[str, Any]:
-        metadata = {**(session.get("metadata") or {}), "workspace": asdict(record)}
-        return await self.client.update_session_metadata(session["id"], metadata)
+    async def _save(self, session: Session, record: Record) -> Session:
+        metadata = {**session.metadata, "workspace": asdict(record)}
+        return await self.client.update_session_metadata(session.id, metadata)
 
     def _note(self, tree: Tree, session_id: str | None) -> None:
         """Marks the worktree as used now (the janitor's clock) and where it belongs."""

@@ -317,9 +317,7 @@ def build_server(service: TaskPool, *, request_state_key: str | None = None) -> 
         name as `agent` to run_coding_task."""
         agents = await service.agents()
         return AgentsView(
-            agents=[
-                Agent(name=a["name"], description=a.get("description") or None, mode=a.get("mode")) for a in agents
-            ],
+            agents=[Agent(name=a.name, description=a.description or None, mode=a.mode) for a in agents],
             default_agent=settings.default_agent,
         )
 
