@@ -3,10 +3,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from opencode_mcp_gateway.opencode import Message, Part
 from opencode_mcp_gateway.tasks.bounds import page_diff, page_messages, task_conversation
 
 
-def msg(mid: str, role: str, text: str = "", parent: str | None = None, output: str = "") -> dict[str, Any]:
+def msg(mid: str, role: str, text: str = "", parent: str | None = None, output: str = "") -> Message:
     parts: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
     if output:
         parts.append(
@@ -19,7 +20,7 @@ def msg(mid: str, role: str, text: str = "", parent: str | None = None, output: 
     info = {"id": mid, "role": role, "time": {"created": 1}}
     if parent:
         info["parentID"] = parent
-    return {"info": info, "parts": parts}
+    return Message.model_validate({"info": info, "parts": parts})
 
 
 CONVO = [
@@ -58,14 +59,14 @@ def test_huge_tool_output_is_cut_with_a_marker() -> None:
 def test_huge_tool_input_stays_an_object() -> None:
     message = msg("msg_001", "assistant")
     part = {"type": "tool", "tool": "write", "state": {"status": "completed", "input": {"content": "q" * 10_000}}}
-    message["parts"].append(part)
+    message.parts.append(Part.model_validate(part))
     call = page_messages([message], limit=5, offset=0, budget=60_000, task_id="T").items[0]["tool_calls"][0]
     assert call["input_truncated"] is True and call["input"]["truncated_json"].startswith('{"content": "qqq')
 
 
 def test_conversation_stops_at_the_tasks_turn() -> None:
     convo = task_conversation(CONVO, "msg_010")
-    assert convo[-1]["info"]["id"] == "msg_011"  # the reply to msg_010 belongs to it
+    assert convo[-1].info.id == "msg_011"  # the reply to msg_010 belongs to it
 
 
 def test_diff_budget_cuts_patches_and_names_them() -> None:

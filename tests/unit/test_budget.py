@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from opencode_mcp_gateway.config import ConfigError, load_settings
-from opencode_mcp_gateway.opencode import Session
+from opencode_mcp_gateway.opencode import MessageInfo, Session
 from opencode_mcp_gateway.supervisor import opencode_config
-from opencode_mcp_gateway.tasks.budget import Budget, BudgetError, explain, message_figures, resolve
+from opencode_mcp_gateway.tasks.budget import Budget, BudgetError, explain, resolve
 from opencode_mcp_gateway.tasks.permissions import session_metadata
-from opencode_mcp_gateway.tasks.state import TurnState
+from opencode_mcp_gateway.tasks.state import TurnState, message_figures
 
 
 def limits(tokens: int | None = None, cost: float | None = None, **settings: float | None) -> Budget:
@@ -76,10 +76,12 @@ def test_explain_an_ended_task_that_broke_its_budget(
 
 
 def test_message_figures_read_opencodes_shape() -> None:
-    info = {"tokens": {"input": 100, "output": 20, "reasoning": 5, "cache": {"read": 7, "write": 1}}, "cost": 0.2}
+    tokens = {"input": 100, "output": 20, "reasoning": 5, "cache": {"read": 7, "write": 1}}
+    info = MessageInfo.model_validate({"id": "msg_1", "role": "assistant", "tokens": tokens, "cost": 0.2})
     counts, cost = message_figures(info)
     assert counts == {"input": 100, "output": 20, "reasoning": 5, "cache_read": 7, "cache_write": 1}
-    assert cost == 0.2 and message_figures({}) == ({k: 0 for k in counts}, 0.0)
+    bare = MessageInfo.model_validate({"id": "msg_2", "role": "assistant", "tokens": None})
+    assert cost == 0.2 and message_figures(bare) == ({k: 0 for k in counts}, 0.0)
 
 
 def test_a_default_above_its_ceiling_stops_start_up(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:

@@ -4,23 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from opencode_mcp_gateway.opencode import Message
 from opencode_mcp_gateway.tasks.state import INTERRUPTED, NEVER_STARTED, START_GRACE_MS, await_input, derive
 
 USER = "msg_100"
 NOW = 10_000_000
 
 
-def user(mid: str = USER, created: int = NOW - 1000) -> dict[str, Any]:
-    return {
-        "info": {
-            "id": mid,
-            "role": "user",
-            "time": {"created": created},
-            "agent": "build",
-            "model": {"providerID": "p", "modelID": "m"},
-        },
-        "parts": [{"type": "text", "text": "do it"}],
-    }
+def user(mid: str = USER, created: int = NOW - 1000) -> Message:
+    return Message.model_validate(
+        {
+            "info": {
+                "id": mid,
+                "role": "user",
+                "time": {"created": created},
+                "agent": "build",
+                "model": {"providerID": "p", "modelID": "m"},
+            },
+            "parts": [{"type": "text", "text": "do it"}],
+        }
+    )
 
 
 def assistant(
@@ -31,7 +34,7 @@ def assistant(
     completed: bool = True,
     error: dict[str, Any] | None = None,
     text: str = "",
-) -> dict[str, Any]:
+) -> Message:
     info: dict[str, Any] = {
         "id": mid,
         "role": "assistant",
@@ -47,7 +50,7 @@ def assistant(
     if error:
         info["error"] = error
     parts = [{"type": "text", "text": text}] if text else []
-    return {"info": info, "parts": parts}
+    return Message.model_validate({"info": info, "parts": parts})
 
 
 BUSY = {"type": "busy"}

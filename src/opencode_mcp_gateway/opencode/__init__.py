@@ -9,7 +9,7 @@ from ._errors import (
     OpenCodeUnavailable,
 )
 from ._events import DISCONNECTED, RESYNC, Event, EventHub, Subscription, session_id_of
-from ._models import Agent, Health, Session
+from ._models import Agent, Health, Message, MessageInfo, Part, Session, ToolState
 
 __all__ = [
     "DISCONNECTED",
@@ -18,14 +18,18 @@ __all__ = [
     "Event",
     "EventHub",
     "Health",
+    "Message",
+    "MessageInfo",
     "OpenCodeAuthError",
     "OpenCodeClient",
     "OpenCodeError",
     "OpenCodeNotFound",
     "OpenCodeRequestError",
     "OpenCodeUnavailable",
+    "Part",
     "Session",
     "Subscription",
+    "ToolState",
     "redact_url",
     "session_id_of",
 ]

@@ -24,7 +24,7 @@ from ._errors import (
     OpenCodeRequestError,
     OpenCodeUnavailable,
 )
-from ._models import Agent, Health, Session
+from ._models import Agent, Health, Message, Session
 
 JSON = dict[str, Any]
 
@@ -197,11 +197,9 @@ class OpenCodeClient:
             body["model"] = {"providerID": model[0], "modelID": model[1]}
         await self._request("POST", f"/session/{session_id}/prompt_async", json=body)
 
-    async def messages(self, session_id: str, limit: int | None = None) -> list[JSON]:
-        result: list[JSON] = await self._request(
-            "GET", f"/session/{session_id}/message", params={"limit": limit} if limit else None
-        )
-        return result
+    async def messages(self, session_id: str, limit: int | None = None) -> list[Message]:
+        found = await self._request("GET", f"/session/{session_id}/message", params={"limit": limit} if limit else None)
+        return [Message.model_validate(m) for m in found]
 
     async def session_status(self, directory: str | None) -> dict[str, JSON]:
         result: dict[str, JSON] = await self._request(

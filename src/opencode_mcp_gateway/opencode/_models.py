@@ -47,3 +47,77 @@ class Agent(Payload):
     @property
     def usable(self) -> bool:
         return self.mode in ("primary", "all", "subagent")
+
+
+# -- messages: GET /session/{id}/message answers [{info, parts}] ---------------------------
+class MessageTime(Payload):
+    created: int = 0
+    completed: int | None = None  # set once the message is finished
+
+
+class ModelRef(Payload):
+    providerID: str | None = None  # OpenCode's names
+    modelID: str | None = None
+
+
+class TokenCache(Payload):
+    read: int = 0
+    write: int = 0
+
+
+class TokenCounts(Payload):
+    input: int = 0
+    output: int = 0
+    reasoning: int = 0
+    cache: TokenCache = Field(default_factory=TokenCache)
+
+
+class MessageInfo(Payload):
+    id: str
+    role: str  # user or assistant
+    parentID: str | None = None  # an assistant message's user message
+    time: MessageTime = Field(default_factory=MessageTime)
+    agent: str | None = None
+    model: ModelRef | None = None  # a user message's model choice
+    providerID: str | None = None  # an assistant message's model
+    modelID: str | None = None
+    tokens: TokenCounts = Field(default_factory=TokenCounts)
+    cost: float = 0.0
+    finish: str | None = None  # stop, tool-calls, length, …
+    error: dict[str, Any] | None = None  # {name, data: {message, statusCode, …}}
+
+    @field_validator("time", "tokens", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @property
+    def ended(self) -> bool:
+        """Finished: completed, or stopped by an error."""
+        return bool(self.error or self.time.completed)
+
+
+class ToolState(Payload):
+    status: str | None = None  # pending, running, completed, error
+    input: Any = None
+    output: str | None = None
+    title: str | None = None
+    error: str | None = None
+
+    @field_validator("output", "title", "error", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        return value if value is None or isinstance(value, str) else str(value)
+
+
+class Part(Payload):
+    type: str
+    text: str | None = None
+    synthetic: bool = False
+    tool: str | None = None
+    state: ToolState | None = None
+
+
+class Message(Payload):
+    info: MessageInfo
+    parts: list[Part] = Field(default_factory=list)

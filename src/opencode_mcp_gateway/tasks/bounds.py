@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .state import info
+from ..opencode import Message, ToolState
 
 FIELD_LIMIT = 4_000  # one tool input or output
 TEXT_LIMIT = 20_000  # one message's text
@@ -37,60 +37,60 @@ class Page:
         return " ".join(self.notes) or None
 
 
-def task_conversation(messages: list[dict[str, Any]], user_id: str) -> list[dict[str, Any]]:
+def task_conversation(messages: list[Message], user_id: str) -> list[Message]:
     """The session's messages up to and including this task's turn (later turns left out)."""
     keep = []
     for message in messages:
-        i = info(message)
-        anchor = str(i.get("id", "")) if i.get("role") == "user" else str(i.get("parentID", ""))
+        i = message.info
+        anchor = i.id if i.role == "user" else (i.parentID or "")
         if anchor <= user_id:
             keep.append(message)
     return keep
 
 
-def render_message(message: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    i = info(message)
+def render_message(message: Message) -> tuple[dict[str, Any], bool]:
+    i = message.info
     cut = False
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
-    for part in message.get("parts", []):
-        kind = part.get("type")
-        if kind == "text" and part.get("text") and not part.get("synthetic"):
-            texts.append(str(part["text"]))
-        elif kind == "tool":
-            state = part.get("state") or {}
-            raw_input = json.dumps(state.get("input") or {}, ensure_ascii=False)
+    for part in message.parts:
+        if part.type == "text" and part.text and not part.synthetic:
+            texts.append(part.text)
+        elif part.type == "tool":
+            state = part.state or ToolState()
+            raw_input = json.dumps(state.input or {}, ensure_ascii=False)
             call_input, c1 = clip(raw_input, FIELD_LIMIT // 2)
-            output, c2 = clip(str(state.get("output") or ""), FIELD_LIMIT)
+            output, c2 = clip(state.output or "", FIELD_LIMIT)
             cut = cut or c1 or c2
-            raw_args = state.get("input")
             call: dict[str, Any] = {
-                "tool": part.get("tool"),
-                "status": state.get("status"),
-                "title": state.get("title"),
-                "input": {"truncated_json": call_input} if c1 else (raw_args if isinstance(raw_args, dict) else {}),
+                "tool": part.tool,
+                "status": state.status,
+                "title": state.title,
+                "input": {"truncated_json": call_input}
+                if c1
+                else (state.input if isinstance(state.input, dict) else {}),
                 "input_truncated": c1,
                 "output": output or None,
             }
-            if state.get("error"):
-                call["error"] = clip(str(state["error"]), FIELD_LIMIT)[0]
+            if state.error:
+                call["error"] = clip(state.error, FIELD_LIMIT)[0]
             calls.append(call)
     text, c3 = clip("\n".join(texts).strip(), TEXT_LIMIT)
     rendered: dict[str, Any] = {
-        "id": i.get("id"),
-        "role": i.get("role"),
+        "id": i.id,
+        "role": i.role,
         "text": text,
         "tool_calls": calls,
-        "created_at": (i.get("time") or {}).get("created"),
+        "created_at": i.time.created or None,
     }
-    if i.get("error"):
-        rendered["error"] = (i["error"].get("data") or {}).get("message") or i["error"].get("name")
-    if i.get("role") == "assistant":
-        rendered["finish"] = i.get("finish")
+    if i.error:
+        rendered["error"] = (i.error.get("data") or {}).get("message") or i.error.get("name")
+    if i.role == "assistant":
+        rendered["finish"] = i.finish
     return rendered, cut or c3
 
 
-def page_messages(messages: list[dict[str, Any]], *, limit: int, offset: int, budget: int, task_id: str) -> Page:
+def page_messages(messages: list[Message], *, limit: int, offset: int, budget: int, task_id: str) -> Page:
     """The newest `limit` messages after skipping the newest `offset`, oldest first."""
     total = len(messages)
     end = max(total - offset, 0)
@@ -156,3 +156,7 @@ def page_diff(files: list[dict[str, Any]], *, budget: int, task_id: str) -> Page
             "and path=<file> to get one file's whole patch."
         )
     return page
+
+
+def _as_object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

@@ -71,20 +71,6 @@ def token_total(tokens: dict[str, int]) -> int:
     return sum(int(tokens.get(k) or 0) for k in ("input", "output", "reasoning", "cache_read", "cache_write"))
 
 
-def message_figures(info: dict[str, Any]) -> tuple[dict[str, int], float]:
-    """Token counts by kind and the cost of one assistant message (OpenCode's `info`)."""
-    tokens = info.get("tokens") or {}
-    cache = tokens.get("cache") or {}
-    counts = {
-        "input": int(tokens.get("input") or 0),
-        "output": int(tokens.get("output") or 0),
-        "reasoning": int(tokens.get("reasoning") or 0),
-        "cache_read": int(cache.get("read") or 0),
-        "cache_write": int(cache.get("write") or 0),
-    }
-    return counts, float(info.get("cost") or 0)
-
-
 def choose(
     requested: float | None, default: float | None, ceiling: float | None, name: str, setting: str
 ) -> float | None:

@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 
 from ..config import Settings
-from ..opencode import OpenCodeClient, OpenCodeNotFound, Session
+from ..opencode import Message, OpenCodeClient, OpenCodeNotFound, Session
 from . import bounds
 from .budget import Budget, explain
 from .errors import TaskError
@@ -23,7 +23,7 @@ from .ids import TaskId
 from .permissions import PermissionBroker, open_requests
 from .session_errors import SessionErrorLog
 from .sessions import SessionStore
-from .state import TurnState, await_input, derive, find_user_message, info, may_ask
+from .state import TurnState, await_input, derive, find_user_message, may_ask
 from .views import FileChange, PendingRequest, RetryInfo, TaskView, Tokens, WorkspaceView
 from .workspaces import Record, Workspaces
 
@@ -41,12 +41,12 @@ class Turn:
 
     tid: TaskId  # always with its message id
     session: Session
-    messages: list[dict[str, Any]]
-    user: dict[str, Any]
+    messages: list[Message]
+    user: Message
 
     @property
     def created_ms(self) -> int:
-        return int((info(self.user).get("time") or {}).get("created") or 0)
+        return self.user.info.time.created
 
 
 class TaskReader:
@@ -74,9 +74,9 @@ class TaskReader:
         user = find_user_message(messages, tid.message_id)
         if user is None:
             raise TaskError(f"unknown task_id {tid}: OpenCode has no such task in session {tid.session_id}")
-        return Turn(tid._replace(message_id=str(info(user)["id"])), session, messages, user)
+        return Turn(tid._replace(message_id=user.info.id), session, messages, user)
 
-    async def turn_messages(self, tid: TaskId, *, whole: bool = False) -> list[dict[str, Any]]:
+    async def turn_messages(self, tid: TaskId, *, whole: bool = False) -> list[Message]:
         """Messages of the session that hold the task's turn: the newest ones when the turn
         is among them (every message of a turn comes after its user message)."""
         if not whole:

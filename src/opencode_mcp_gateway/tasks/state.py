@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..opencode import Message, MessageInfo
+
 Status = Literal["running", "completed", "failed", "aborted", "waiting_for_input"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "aborted"})
 ABORTED_ERROR = "MessageAbortedError"
@@ -61,30 +63,21 @@ class TurnState:
         return self.status in TERMINAL
 
 
-def info(message: dict[str, Any]) -> dict[str, Any]:
-    value = message.get("info")
-    return value if isinstance(value, dict) else {}
-
-
-def find_user_message(messages: list[dict[str, Any]], message_id: str | None) -> dict[str, Any] | None:
+def find_user_message(messages: list[Message], message_id: str | None) -> Message | None:
     """The turn's user message; with no id, the newest user message of the session."""
-    users = [m for m in messages if info(m).get("role") == "user"]
+    users = [m for m in messages if m.info.role == "user"]
     if message_id is None:
         return users[-1] if users else None
-    return next((m for m in users if info(m).get("id") == message_id), None)
+    return next((m for m in users if m.info.id == message_id), None)
 
 
-def turn_messages(messages: list[dict[str, Any]], user_id: str) -> list[dict[str, Any]]:
-    return [m for m in messages if info(m).get("role") == "assistant" and info(m).get("parentID") == user_id]
+def turn_messages(messages: list[Message], user_id: str) -> list[Message]:
+    return [m for m in messages if m.info.role == "assistant" and m.info.parentID == user_id]
 
 
-def final_text(turn: list[dict[str, Any]]) -> str | None:
+def final_text(turn: list[Message]) -> str | None:
     for message in reversed(turn):
-        texts = [
-            str(p.get("text", ""))
-            for p in message.get("parts", [])
-            if p.get("type") == "text" and not p.get("synthetic") and p.get("text")
-        ]
+        texts = [p.text for p in message.parts if p.type == "text" and not p.synthetic and p.text]
         if texts:
             return "\n".join(texts).strip()
     return None
@@ -97,23 +90,32 @@ def error_text(error: dict[str, Any]) -> str:
     return f"{message} (HTTP {status} from the model provider)" if status else str(message)
 
 
-def _sum_tokens(turn: list[dict[str, Any]]) -> tuple[dict[str, int], float]:
-    totals = {"input": 0, "output": 0, "reasoning": 0, "cache_read": 0, "cache_write": 0}
+def message_figures(info: MessageInfo) -> tuple[dict[str, int], float]:
+    """Token counts by kind and the cost of one assistant message."""
+    tokens = info.tokens
+    counts = {
+        "input": tokens.input,
+        "output": tokens.output,
+        "reasoning": tokens.reasoning,
+        "cache_read": tokens.cache.read,
+        "cache_write": tokens.cache.write,
+    }
+    return counts, info.cost
+
+
+def _sum_tokens(turn: list[Message]) -> tuple[dict[str, int], float]:
+    totals = dict.fromkeys(("input", "output", "reasoning", "cache_read", "cache_write"), 0)
     cost = 0.0
     for message in turn:
-        tokens = info(message).get("tokens") or {}
-        cache = tokens.get("cache") or {}
-        totals["input"] += int(tokens.get("input") or 0)
-        totals["output"] += int(tokens.get("output") or 0)
-        totals["reasoning"] += int(tokens.get("reasoning") or 0)
-        totals["cache_read"] += int(cache.get("read") or 0)
-        totals["cache_write"] += int(cache.get("write") or 0)
-        cost += float(info(message).get("cost") or 0)
+        counts, each = message_figures(message.info)
+        for kind, n in counts.items():
+            totals[kind] += n
+        cost += each
     return totals, cost
 
 
 def derive(
-    messages: list[dict[str, Any]],
+    messages: list[Message],
     user_id: str,
     session_status: dict[str, Any] | None,
     *,
@@ -123,23 +125,22 @@ def derive(
     """The task's state. `session_status` is this session's entry of /session/status
     (None when idle); `session_error` the last `session.error` seen for this turn."""
     user = find_user_message(messages, user_id)
-    user_info = info(user) if user else {}
     turn = turn_messages(messages, user_id)
     tokens, cost = _sum_tokens(turn)
-    model = user_info.get("model") or {}
+    model = user.info.model if user else None
     state = TurnState(
         status="running",
-        created_ms=(user_info.get("time") or {}).get("created"),
+        created_ms=(user.info.time.created or None) if user else None,
         tokens=tokens,
         cost=cost,
-        agent=user_info.get("agent"),
-        model=f"{model['providerID']}/{model['modelID']}" if model.get("providerID") else None,
+        agent=user.info.agent if user else None,
+        model=f"{model.providerID}/{model.modelID}" if model and model.providerID else None,
         steps=len(turn),
-        touched_files=any(p.get("type") == "patch" for m in turn for p in m.get("parts", [])),
+        touched_files=any(p.type == "patch" for m in turn for p in m.parts),
     )
     kind = (session_status or {}).get("type")
     busy = kind in ("busy", "retry")
-    later_turn = any(info(m).get("role") == "user" and str(info(m).get("id", "")) > user_id for m in messages)
+    later_turn = any(m.info.role == "user" and m.info.id > user_id for m in messages)
     if kind == "retry" and not later_turn:
         state.retry = {
             "attempt": session_status.get("attempt") if session_status else None,
@@ -147,22 +148,22 @@ def derive(
             "next_retry_ms": session_status.get("next") if session_status else None,
         }
 
-    last = info(turn[-1]) if turn else None
+    last = turn[-1].info if turn else None
     if last is None:
         if session_error is not None:
             _fail(state, session_error)
         elif not busy and not later_turn and state.created_ms and now_ms - state.created_ms > START_GRACE_MS:
             state.status, state.error = "failed", NEVER_STARTED
-    elif last.get("error"):
-        _fail(state, last["error"])
-        state.completed_ms = (last.get("time") or {}).get("completed")
-    elif (last.get("time") or {}).get("completed"):
+    elif last.error:
+        _fail(state, last.error)
+        state.completed_ms = last.time.completed
+    elif last.time.completed:
         own_run_active = busy and not later_turn
-        if last.get("finish") not in (None, "tool-calls"):
+        if last.finish not in (None, "tool-calls"):
             if not own_run_active:
                 state.status = "completed"
                 state.result = final_text(turn)
-                state.completed_ms = last["time"]["completed"]
+                state.completed_ms = last.time.completed
         elif not own_run_active:
             state.status, state.error = "failed", STOPPED_AFTER_TOOL + _last_tool_error(turn)
             state.suspect_interrupted = True
@@ -195,10 +196,9 @@ def _fail(state: TurnState, error: dict[str, Any]) -> None:
         state.status, state.error = "failed", error_text(error)
 
 
-def _last_tool_error(turn: list[dict[str, Any]]) -> str:
+def _last_tool_error(turn: list[Message]) -> str:
     for message in reversed(turn):
-        for part in reversed(message.get("parts", [])):
-            st = part.get("state") or {}
-            if part.get("type") == "tool" and st.get("status") == "error":
-                return f": {part.get('tool')} failed with {str(st.get('error', ''))[:300]!r}"
+        for part in reversed(message.parts):
+            if part.type == "tool" and part.state is not None and part.state.status == "error":
+                return f": {part.tool} failed with {(part.state.error or '')[:300]!r}"
     return "."

@@ -22,17 +22,18 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import anyio
 from anyio.abc import TaskGroup
+from pydantic import ValidationError
 
 from .. import metrics
-from ..opencode import Event, EventHub, OpenCodeClient, OpenCodeError, OpenCodeNotFound, session_id_of
-from .budget import Budget, message_figures, token_total
+from ..opencode import Event, EventHub, MessageInfo, OpenCodeClient, OpenCodeError, OpenCodeNotFound, session_id_of
+from .budget import Budget, token_total
 from .ids import TaskId
 from .lru import LRU
-from .state import TERMINAL
+from .state import TERMINAL, message_figures
 from .views import AbortView, TaskView
 
 log = logging.getLogger(__name__)
@@ -122,32 +123,32 @@ class TaskTracker:
         sid = session_id_of(event)
         if sid is None:
             return set()
-        if kind == "message.updated":
-            await self._on_message(sid, props.get("info") or {}, tg)
+        info = _message_info(props.get("info")) if kind == "message.updated" else None
+        if info is not None:
+            await self._on_message(sid, info, tg)
         if not any(f.tid.session_id == sid for f in self._tasks.values()):
             return set()
         if kind in ("session.idle", "session.error"):
             return {sid}
         if kind == "session.status" and (props.get("status") or {}).get("type") == "idle":
             return {sid}
-        info = (props.get("info") or {}) if kind == "message.updated" else {}
-        if info.get("role") == "assistant" and (info.get("error") or (info.get("time") or {}).get("completed")):
+        if info is not None and info.role == "assistant" and info.ended:
             return {sid}
         return set()
 
-    async def _on_message(self, session_id: str, info: dict[str, Any], tg: TaskGroup) -> None:
+    async def _on_message(self, session_id: str, info: MessageInfo, tg: TaskGroup) -> None:
         """An assistant message's figures: into the metrics once it ended, against the budget."""
-        if info.get("role") != "assistant":
+        if info.role != "assistant":
             return
-        parent = str(info.get("parentID"))
-        ended = bool(info.get("error") or (info.get("time") or {}).get("completed"))
+        parent = str(info.parentID)
+        ended = info.ended
         followed = self._tasks.get(parent) or self._ended.get(parent)
         if followed is None and not ended:
             followed = await self._adopt(session_id, parent)
         if followed is None:
             return
         counts, cost = message_figures(info)
-        followed.figures[str(info.get("id"))] = (counts, cost)
+        followed.figures[info.id] = (counts, cost)
         if ended and followed.counted:
             self._count(info, counts, cost)
         if parent in self._tasks:
@@ -172,19 +173,18 @@ class TaskTracker:
             return self._tasks[parent]
         followed = _Followed(TaskId(session_id, parent, self._client.worker), budget, counted=False)
         for message in messages:
-            info = message.get("info") or {}
-            if info.get("role") == "assistant" and info.get("parentID") == parent:
-                followed.figures[str(info.get("id"))] = message_figures(info)
+            if message.info.role == "assistant" and message.info.parentID == parent:
+                followed.figures[message.info.id] = message_figures(message.info)
         self._tasks[parent] = followed
         log.info("following task %s for its budget", followed.tid, extra={"task_id": str(followed.tid)})
         return followed
 
-    def _count(self, info: dict[str, object], counts: dict[str, int], cost: float) -> None:
-        message_id = str(info.get("id"))
+    def _count(self, info: MessageInfo, counts: dict[str, int], cost: float) -> None:
+        message_id = info.id
         if message_id in self._counted:
             return
         self._counted[message_id] = None
-        model = f"{info.get('providerID')}/{info.get('modelID')}"
+        model = f"{info.providerID}/{info.modelID}"
         for kind in metrics.TOKEN_KINDS:
             if counts[kind]:
                 metrics.LLM_TOKENS.labels(model, kind).inc(counts[kind])
@@ -226,3 +226,12 @@ class TaskTracker:
                 self._set_running()
             except Exception:  # never let one task's trouble end the watcher (and the app with it)
                 log.exception("reading task %s failed", followed.tid)
+
+
+def _message_info(raw: object) -> MessageInfo | None:
+    """A `message.updated` event's message, or None when it is not one (a malformed event
+    must not stop the budgets of every task)."""
+    try:
+        return MessageInfo.model_validate(raw)
+    except ValidationError:
+        return None
