@@ -1,4 +1,5 @@
-"""What the tools return: these models are the tools' output schemas too."""
+"""What the task operations return. The tools return these as they are, so they are
+the tools' output schemas too (tools/views.py adds the shapes only the tools have)."""
 
 from __future__ import annotations
 
@@ -134,17 +135,6 @@ class AbortView(BaseModel):
     message: str
 
 
-class Agent(BaseModel):
-    name: str
-    description: str | None = None
-    mode: str | None = Field(None, description="primary (usable as agent), subagent or all")
-
-
-class AgentsView(BaseModel):
-    agents: list[Agent]
-    default_agent: str
-
-
 class OpenCodeHealth(BaseModel):
     healthy: bool
     version: str | None = None
@@ -156,15 +146,6 @@ class WorkerHealth(OpenCodeHealth):
     name: str = Field(description="the worker's name; task ids of workers other than w0 start with it")
     event_stream_connected: bool
     running_tasks: int = Field(description="tasks running on it, as placement counts them")
-
-
-class HealthView(BaseModel):
-    gateway: str = "ok"
-    version: str
-    opencode: OpenCodeHealth = Field(description="healthy while at least one worker answers")
-    event_stream_connected: bool
-    permission_policy: str
-    workers: list[WorkerHealth] = Field(default_factory=list, description="every OpenCode worker of this gateway")
 
 
 class RespondView(BaseModel):

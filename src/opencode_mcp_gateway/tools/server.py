@@ -19,7 +19,7 @@ from ..tasks import TaskId, TaskRequest, parse_task_id
 from ..tasks.budget import for_call
 from ..tasks.listing import TaskList, TaskLister
 from ..tasks.pool import TaskPool
-from ..tasks.views import AbortView, Agent, AgentsView, DiffView, HealthView, MessagesView, RespondView, TaskView
+from ..tasks.views import AbortView, DiffView, MessagesView, RespondView, TaskView
 from .arguments import (
     READ_ONLY,
     RUNS_AGENT,
@@ -43,6 +43,7 @@ from .elicitation import apply_answers, can_elicit, input_required, is_modern, m
 from .guidance import guided
 from .handling import request_state_security, tool_errors
 from .observe import ToolCalls
+from .views import Agent, AgentsView, HealthView
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
