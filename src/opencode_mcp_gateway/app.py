@@ -69,7 +69,7 @@ def create_app(
     authenticator = build_authenticator(settings)
     service = TaskPool(settings, workers)
     state_key = settings.request_state_key.get_secret_value() if settings.request_state_key else None
-    mcp = build_server(service, request_state_key=state_key)
+    mcp = build_server(service, settings, request_state_key=state_key)
     metrics.watch_sessions(lambda: len(getattr(mcp.session_manager, "_server_instances", {})))
     mcp_app = mcp.streamable_http_app(
         streamable_http_path=settings.mcp_path,

@@ -51,7 +51,9 @@ async def in_memory_gateway(fake: FakeOpenCode | None = None, **overrides: Any) 
     hub = EventHub(client)
     worker = build_worker(settings, "w0", client, hub)  # the one worker of a gateway without a pool
     broker, service = worker.broker, worker.service
-    gateway = InMemoryGateway(fake, settings, client, hub, broker, service, build_server(TaskPool(settings, [worker])))
+    gateway = InMemoryGateway(
+        fake, settings, client, hub, broker, service, build_server(TaskPool(settings, [worker]), settings)
+    )
     try:
         async with anyio.create_task_group() as tg:
             # the worker's background work, less the tracker, workspaces and health (not needed here)

@@ -13,7 +13,7 @@ from mcp.types import InputRequiredResult, ToolAnnotations
 from pydantic import Field
 
 from .. import __version__, logs
-from ..config import auth_methods
+from ..config import Settings, auth_methods
 from ..opencode import OpenCodeError
 from ..tasks import TaskId, TaskRequest, parse_task_id
 from ..tasks.budget import for_call
@@ -59,8 +59,7 @@ Status 'waiting_for_input' means OpenCode asks a permission or a question: answe
 with respond_to_task."""
 
 
-def build_server(service: TaskPool, *, request_state_key: str | None = None) -> MCPServer:
-    settings = service.settings
+def build_server(service: TaskPool, settings: Settings, *, request_state_key: str | None = None) -> MCPServer:
     mcp = MCPServer(
         "opencode-mcp-gateway",
         version=__version__,
