@@ -30,10 +30,10 @@ CONVO = [
 
 def test_limit_keeps_the_newest_and_points_at_the_rest() -> None:
     page = page_messages(CONVO, limit=5, offset=0, budget=100_000, task_id="T")
-    assert [m["text"] for m in page.items] == [f"text {i}" for i in range(16, 21)]
+    assert [m.text for m in page.items] == [f"text {i}" for i in range(16, 21)]
     assert page.truncated and "offset=5" in (page.note or "")
     older = page_messages(CONVO, limit=5, offset=5, budget=100_000, task_id="T")
-    assert [m["text"] for m in older.items] == [f"text {i}" for i in range(11, 16)]
+    assert [m.text for m in older.items] == [f"text {i}" for i in range(11, 16)]
 
 
 def test_everything_fits_is_not_truncated() -> None:
@@ -44,7 +44,7 @@ def test_everything_fits_is_not_truncated() -> None:
 def test_budget_is_respected_and_said() -> None:
     big = [msg(f"msg_{i:03d}", "assistant", "x", parent="msg_000", output="y" * 3000) for i in range(1, 30)]
     page = page_messages(big, limit=50, offset=0, budget=20_000, task_id="T")
-    assert len(json.dumps(page.items)) <= 20_000
+    assert len(json.dumps([m.model_dump() for m in page.items])) <= 20_000
     assert page.truncated and "older message(s) not shown" in (page.note or "")
 
 
@@ -52,7 +52,7 @@ def test_huge_tool_output_is_cut_with_a_marker() -> None:
     page = page_messages(
         [msg("msg_001", "assistant", output="z" * 50_000)], limit=5, offset=0, budget=60_000, task_id="T"
     )
-    output = page.items[0]["tool_calls"][0]["output"]
+    output = page.items[0].tool_calls[0].output or ""
     assert len(output) < 5_000 and "[cut 46000 more characters]" in output and page.truncated
 
 
@@ -60,8 +60,8 @@ def test_huge_tool_input_stays_an_object() -> None:
     message = msg("msg_001", "assistant")
     part = {"type": "tool", "tool": "write", "state": {"status": "completed", "input": {"content": "q" * 10_000}}}
     message.parts.append(Part.model_validate(part))
-    call = page_messages([message], limit=5, offset=0, budget=60_000, task_id="T").items[0]["tool_calls"][0]
-    assert call["input_truncated"] is True and call["input"]["truncated_json"].startswith('{"content": "qqq')
+    call = page_messages([message], limit=5, offset=0, budget=60_000, task_id="T").items[0].tool_calls[0]
+    assert call.input_truncated is True and call.input["truncated_json"].startswith('{"content": "qqq')
 
 
 def test_conversation_stops_at_the_tasks_turn() -> None:
@@ -75,8 +75,8 @@ def test_diff_budget_cuts_patches_and_names_them() -> None:
         for i in range(10)
     ]
     page = page_diff(files, budget=20_000, task_id="T")
-    assert len(json.dumps(page.items)) < 25_000
+    assert len(json.dumps([f.model_dump() for f in page.items])) < 25_000
     assert page.truncated and "path=<file>" in (page.note or "")
-    assert [f["path"] for f in page.items] == [f"f{i}.py" for i in range(10)]
+    assert [f.path for f in page.items] == [f"f{i}.py" for i in range(10)]
     small = page_diff(files[:1], budget=60_000, task_id="T")
-    assert not small.truncated and small.items[0]["patch"] == "+" * 10_000
+    assert not small.truncated and small.items[0].patch == "+" * 10_000

@@ -7,9 +7,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
 
 from ..opencode import Message, ToolState
+from .views import FileChange, FileDiff, ToolCall
+from .views import Message as MessageView
+
+Item = TypeVar("Item", bound=BaseModel)
 
 FIELD_LIMIT = 4_000  # one tool input or output
 TEXT_LIMIT = 20_000  # one message's text
@@ -21,13 +27,13 @@ def clip(text: str, limit: int) -> tuple[str, bool]:
     return text[:limit] + f"\n…[cut {len(text) - limit} more characters]", True
 
 
-def _size(value: Any) -> int:
-    return len(json.dumps(value, ensure_ascii=False, default=str))
+def _size(items: list[Item]) -> int:
+    return len(json.dumps([i.model_dump() for i in items], ensure_ascii=False, default=str))
 
 
 @dataclass
-class Page:
-    items: list[dict[str, Any]]
+class Page(Generic[Item]):
+    items: list[Item]
     total: int
     truncated: bool = False
     notes: list[str] = field(default_factory=list)
@@ -48,11 +54,11 @@ def task_conversation(messages: list[Message], user_id: str) -> list[Message]:
     return keep
 
 
-def render_message(message: Message) -> tuple[dict[str, Any], bool]:
+def render_message(message: Message) -> tuple[MessageView, bool]:
     i = message.info
     cut = False
     texts: list[str] = []
-    calls: list[dict[str, Any]] = []
+    calls: list[ToolCall] = []
     for part in message.parts:
         if part.type == "text" and part.text and not part.synthetic:
             texts.append(part.text)
@@ -62,35 +68,31 @@ def render_message(message: Message) -> tuple[dict[str, Any], bool]:
             call_input, c1 = clip(raw_input, FIELD_LIMIT // 2)
             output, c2 = clip(state.output or "", FIELD_LIMIT)
             cut = cut or c1 or c2
-            call: dict[str, Any] = {
-                "tool": part.tool,
-                "status": state.status,
-                "title": state.title,
-                "input": {"truncated_json": call_input}
-                if c1
-                else (state.input if isinstance(state.input, dict) else {}),
-                "input_truncated": c1,
-                "output": output or None,
-            }
-            if state.error:
-                call["error"] = clip(state.error, FIELD_LIMIT)[0]
-            calls.append(call)
+            calls.append(
+                ToolCall(
+                    tool=part.tool,
+                    status=state.status,
+                    title=state.title,
+                    input={"truncated_json": call_input} if c1 else _as_object(state.input),
+                    input_truncated=c1,
+                    output=output or None,
+                    error=clip(state.error, FIELD_LIMIT)[0] if state.error else None,
+                )
+            )
     text, c3 = clip("\n".join(texts).strip(), TEXT_LIMIT)
-    rendered: dict[str, Any] = {
-        "id": i.id,
-        "role": i.role,
-        "text": text,
-        "tool_calls": calls,
-        "created_at": i.time.created or None,
-    }
-    if i.error:
-        rendered["error"] = (i.error.get("data") or {}).get("message") or i.error.get("name")
-    if i.role == "assistant":
-        rendered["finish"] = i.finish
+    rendered = MessageView(
+        id=i.id,
+        role=i.role,
+        text=text,
+        tool_calls=calls,
+        created_at=i.time.created or None,
+        finish=i.finish if i.role == "assistant" else None,
+        error=((i.error.get("data") or {}).get("message") or i.error.get("name")) if i.error else None,
+    )
     return rendered, cut or c3
 
 
-def page_messages(messages: list[Message], *, limit: int, offset: int, budget: int, task_id: str) -> Page:
+def page_messages(messages: list[Message], *, limit: int, offset: int, budget: int, task_id: str) -> Page[MessageView]:
     """The newest `limit` messages after skipping the newest `offset`, oldest first."""
     total = len(messages)
     end = max(total - offset, 0)
@@ -107,9 +109,9 @@ def page_messages(messages: list[Message], *, limit: int, offset: int, budget: i
     dropped = len(rendered) - len(page.items)
     if _size(page.items) > budget and page.items:  # one huge message: cut its fields harder
         only = page.items[0]
-        only["text"] = clip(only["text"], budget // 2)[0]
-        for call in only["tool_calls"]:
-            call["output"] = clip(str(call.get("output") or ""), budget // (4 * len(only["tool_calls"])))[0]
+        only.text = clip(only.text, budget // 2)[0]
+        for call in only.tool_calls:
+            call.output = clip(call.output or "", budget // (4 * len(only.tool_calls)))[0]
         any_cut = True
     older = end - len(window) + dropped
     if older > 0:
@@ -124,17 +126,17 @@ def page_messages(messages: list[Message], *, limit: int, offset: int, budget: i
     return page
 
 
-def file_summary(entry: dict[str, Any]) -> dict[str, Any]:
+def file_summary(entry: dict[str, Any]) -> FileChange:
     """One entry of OpenCode's diff as callers see it (OpenCode calls the path `file`)."""
-    return {
-        "path": str(entry.get("file") or entry.get("path") or ""),
-        "status": entry.get("status") or "modified",
-        "additions": int(entry.get("additions") or 0),
-        "deletions": int(entry.get("deletions") or 0),
-    }
+    return FileChange(
+        path=str(entry.get("file") or entry.get("path") or ""),
+        status=entry.get("status") or "modified",
+        additions=int(entry.get("additions") or 0),
+        deletions=int(entry.get("deletions") or 0),
+    )
 
 
-def page_diff(files: list[dict[str, Any]], *, budget: int, task_id: str) -> Page:
+def page_diff(files: list[dict[str, Any]], *, budget: int, task_id: str) -> Page[FileDiff]:
     items = []
     cut_files = []
     used = 0
@@ -145,8 +147,8 @@ def page_diff(files: list[dict[str, Any]], *, budget: int, task_id: str) -> Page
         shown, cut = clip(patch, room) if room else ("", bool(patch))
         if cut:
             cut_files.append(str(entry.get("file")))
-        item = {**file_summary(entry), "patch": shown, "patch_truncated": cut}
-        used += _size(item)
+        item = FileDiff(**file_summary(entry).model_dump(), patch=shown, patch_truncated=cut)
+        used += _size([item])
         items.append(item)
     page = Page(items=items, total=len(files), truncated=bool(cut_files))
     if cut_files:

@@ -7,7 +7,7 @@ from . import bounds
 from .errors import TaskError
 from .ids import TaskId
 from .reader import TaskReader
-from .views import DiffView, FileDiff, Message, MessagesView
+from .views import DiffView, MessagesView
 
 
 class TaskPages:
@@ -24,7 +24,7 @@ class TaskPages:
         )
         return MessagesView(
             task_id=task_id,
-            messages=[Message(**m) for m in page.items],
+            messages=page.items,
             total=page.total,
             truncated=page.truncated,
             note=page.note,
@@ -41,6 +41,4 @@ class TaskPages:
                 raise TaskError(f"task {task_id} did not change {path!r}; files it changed: {changed}")
             files = wanted
         page = bounds.page_diff(files, budget=self.settings.max_output_bytes, task_id=task_id)
-        return DiffView(
-            task_id=str(turn.tid), files=[FileDiff(**f) for f in page.items], truncated=page.truncated, note=page.note
-        )
+        return DiffView(task_id=str(turn.tid), files=page.items, truncated=page.truncated, note=page.note)

@@ -27,6 +27,7 @@ import anyio
 
 from ..opencode import Event, EventHub, OpenCodeClient, OpenCodeError, OpenCodeNotFound, session_id_of
 from .lru import LRU
+from .views import PendingRequest, Question
 
 log = logging.getLogger(__name__)
 
@@ -71,40 +72,40 @@ def session_rules(policy: str) -> list[dict[str, str]]:
     return []
 
 
-def describe_request(raw: dict[str, Any], kind: str) -> dict[str, Any]:
+def describe_request(raw: dict[str, Any], kind: str) -> PendingRequest:
     """A pending request as callers see it."""
     if kind == "question":
         questions = [
-            {
-                "question": q.get("question"),
-                "header": q.get("header"),
-                "options": [o.get("label") for o in q.get("options") or []],
-                "multiple": bool(q.get("multiple")),
-            }
+            Question(
+                question=q.get("question"),
+                header=q.get("header"),
+                options=[o.get("label") for o in q.get("options") or []],
+                multiple=bool(q.get("multiple")),
+            )
             for q in raw.get("questions") or []
         ]
-        first = questions[0]["question"] if questions else ""
-        return {
-            "id": raw.get("id"),
-            "kind": "question",
-            "questions": questions,
-            "description": f"OpenCode asks: {first}",
-            "how_to_answer": "respond_to_task with answers=[[label, ...] per question], or reply='reject'",
-        }
+        first = questions[0].question if questions else ""
+        return PendingRequest(
+            id=str(raw.get("id")),
+            kind="question",
+            questions=questions,
+            description=f"OpenCode asks: {first}",
+            how_to_answer="respond_to_task with answers=[[label, ...] per question], or reply='reject'",
+        )
     metadata = raw.get("metadata") or {}
     patterns = [str(p) for p in raw.get("patterns") or []]
     command = metadata.get("command") or metadata.get("filepath") or metadata.get("filePath")
     permission = str(raw.get("permission") or "")
     target = command or ", ".join(patterns)
-    return {
-        "id": raw.get("id"),
-        "kind": "permission",
-        "permission": permission,
-        "patterns": patterns,
-        "command": command,
-        "description": f"OpenCode asks permission for {permission}: {target}".strip(": "),
-        "how_to_answer": "respond_to_task with reply='once', 'always' or 'reject'",
-    }
+    return PendingRequest(
+        id=str(raw.get("id")),
+        kind="permission",
+        permission=permission,
+        patterns=patterns,
+        command=command,
+        description=f"OpenCode asks permission for {permission}: {target}".strip(": "),
+        how_to_answer="respond_to_task with reply='once', 'always' or 'reject'",
+    )
 
 
 class PermissionBroker:
@@ -155,7 +156,7 @@ class PermissionBroker:
             await self._answer(request_id, kind, allow=True)
         elif self.policy == "deny":
             await self._answer(request_id, kind, allow=False, message=DENY_MESSAGE)
-            self.add_notice(session_id, f"{describe_request(raw, kind)['description']} — denied by policy")
+            self.add_notice(session_id, f"{describe_request(raw, kind).description} — denied by policy")
 
     async def _reconcile(self) -> None:
         """After a gap: pick up requests asked while the stream was down."""
@@ -230,7 +231,7 @@ async def reply(
     await client.reply_permission(request_id, decision, (message or REJECT_MESSAGE) if decision == "reject" else None)
 
 
-async def open_requests(client: OpenCodeClient, session_id: str, directory: str | None) -> list[dict[str, Any]]:
+async def open_requests(client: OpenCodeClient, session_id: str, directory: str | None) -> list[PendingRequest]:
     """The permission and question requests open for one session, as callers see them."""
     async with anyio.create_task_group() as tg:
         found: dict[str, list[dict[str, Any]]] = {}

@@ -104,7 +104,7 @@ class TaskReader:
             state = await self._derive(turn)
         pending: list[PendingRequest] = []
         if may_ask(state):
-            pending = [PendingRequest(**p) for p in await open_requests(self.client, tid.session_id, directory)]
+            pending = await open_requests(self.client, tid.session_id, directory)
             await_input(state, len(pending))
         files: list[FileChange] = []
         record = Record.of(turn.session)
@@ -169,7 +169,7 @@ class TaskReader:
 
     # -- what the task changed ---------------------------------------------------------
     async def files_changed(self, tid: TaskId) -> list[FileChange]:
-        return [FileChange(**bounds.file_summary(f)) for f in await self.diff_files(tid)]
+        return [bounds.file_summary(f) for f in await self.diff_files(tid)]
 
     async def diff_files(self, tid: TaskId) -> list[dict[str, Any]]:
         record = Record.of(await self.sessions.get(tid.session_id))

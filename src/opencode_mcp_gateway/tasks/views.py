@@ -35,7 +35,9 @@ class PendingRequest(BaseModel):
     id: str = Field(description="request_id to pass to respond_to_task")
     kind: Literal["permission", "question"]
     description: str
-    permission: str | None = Field(None, description="permission OpenCode asks for (bash, edit, external_directory…)")
+    permission: str | None = Field(
+        default=None, description="permission OpenCode asks for (bash, edit, external_directory…)"
+    )
     patterns: list[str] = Field(default_factory=list)
     command: str | None = None
     questions: list[Question] = Field(default_factory=list)
@@ -60,22 +62,26 @@ class WorkspaceView(BaseModel):
     repository: str = Field(description="the repository as given (credentials removed), or the local repository")
     ref: str = Field(description="the branch, tag or commit the task started from")
     base_commit: str
-    branch: str | None = Field(None, description="the branch the task's work is committed to")
-    head_commit: str | None = Field(None, description="the branch's commit after the turn (base_commit if unchanged)")
+    branch: str | None = Field(default=None, description="the branch the task's work is committed to")
+    head_commit: str | None = Field(
+        default=None, description="the branch's commit after the turn (base_commit if unchanged)"
+    )
     directory: str = Field(description="the task's worktree on the worker")
     pushed: bool = False
-    push_error: str | None = Field(None, description="why the push failed (the task itself stays completed)")
+    push_error: str | None = Field(default=None, description="why the push failed (the task itself stays completed)")
 
 
 class TaskView(BaseModel):
     task_id: str
     status: TaskStatus
     session_id: str
-    result: str | None = Field(None, description="the final assistant text once completed (text so far while running)")
-    error: str | None = Field(None, description="why the task failed")
+    result: str | None = Field(
+        default=None, description="the final assistant text once completed (text so far while running)"
+    )
+    error: str | None = Field(default=None, description="why the task failed")
     files_changed: list[FileChange] = Field(default_factory=list)
     pending: list[PendingRequest] = Field(default_factory=list, description="open requests while waiting_for_input")
-    retry: RetryInfo | None = Field(None, description="set while OpenCode retries a failing model provider")
+    retry: RetryInfo | None = Field(default=None, description="set while OpenCode retries a failing model provider")
     notices: list[str] = Field(default_factory=list, description="what the gateway did on the task's behalf")
     agent: str | None = None
     model: str | None = None
@@ -86,9 +92,13 @@ class TaskView(BaseModel):
     elapsed_seconds: float | None = None
     tokens: Tokens = Field(default_factory=Tokens)
     cost: float = Field(0.0, description="USD, as OpenCode prices the model (0 when it has no price list)")
-    budget: dict[str, float] | None = Field(None, description="the task's max_tokens and max_cost_usd, when it has any")
+    budget: dict[str, float] | None = Field(
+        default=None, description="the task's max_tokens and max_cost_usd, when it has any"
+    )
     next_step: str | None = Field(default=None, description="what the caller can do next")  # the tools write it
-    workspace: WorkspaceView | None = Field(None, description="the task's own worktree and branch, when isolated")
+    workspace: WorkspaceView | None = Field(
+        default=None, description="the task's own worktree and branch, when isolated"
+    )
 
 
 class ToolCall(BaseModel):
@@ -108,7 +118,7 @@ class Message(BaseModel):
     role: str | None
     text: str
     tool_calls: list[ToolCall] = Field(default_factory=list)
-    created_at: int | None = Field(None, description="epoch milliseconds")
+    created_at: int | None = Field(default=None, description="epoch milliseconds")
     finish: str | None = None
     error: str | None = None
 

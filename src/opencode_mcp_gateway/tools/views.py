@@ -10,7 +10,7 @@ from ..tasks.views import OpenCodeHealth, WorkerHealth
 class Agent(BaseModel):
     name: str
     description: str | None = None
-    mode: str | None = Field(None, description="primary (usable as agent), subagent or all")
+    mode: str | None = Field(default=None, description="primary (usable as agent), subagent or all")
 
 
 class AgentsView(BaseModel):
