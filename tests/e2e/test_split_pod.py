@@ -1,0 +1,174 @@
+"""The chart's pod on loopback: the gateway and OpenCode as two processes, started the way
+its two containers are (`opencode-mcp-gateway --no-spawn-opencode` and `opencode-mcp-gateway
+opencode`), each with only its container's environment. The gateway holds the provider's
+key and the git credentials; OpenCode gets neither, nor any path to them, and reaches the
+model through the gateway's LLM proxy. A scripted agent goes looking for the credentials
+and tries to push by itself, while the task still clones, commits and pushes.
+
+What the container boundary adds on top (a mount namespace: the credentials file is not in
+the OpenCode container at all; a PID namespace: the gateway's /proc is not visible) cannot
+be simulated with processes; tests/chart shows the manifests that set those up."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from tests.e2e.test_security import read_environ
+from tests.support.client import data, mcp_session, script
+from tests.support.fake_llm import FakeLLM
+from tests.support.git_server import GitServer
+from tests.support.procs import Gateway, free_port, opencode_binary, stop_process, wait_for_line
+
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+
+GIT_PASSWORD = "git-tok-" + uuid.uuid4().hex
+API_KEY = "sk-provider-" + uuid.uuid4().hex
+BEARER = "bearer-" + uuid.uuid4().hex
+# Shared by the two containers (the chart's Secret): neither opens anything beyond this pod.
+OPENCODE_PASSWORD = "oc-pw-" + uuid.uuid4().hex
+PROXY_TOKEN = "proxy-" + uuid.uuid4().hex
+
+
+class OpenCodeContainer:
+    """`opencode-mcp-gateway opencode` with the OpenCode container's environment only."""
+
+    def __init__(self, root: Path, env: dict[str, str]) -> None:
+        self.log_path = root / "opencode-container.log"
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        script_ = Path(sys.executable).with_name("opencode-mcp-gateway")
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [str(script_), "opencode"], env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.env["HOME"]
+            )
+        wait_for_line(self.proc, self.log_path, b"opencode serve is ready", 60, what="the OpenCode container")
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def bash(command: str, description: str) -> dict[str, Any]:
+    return {"tool": "bash", "args": {"command": command, "description": description}}
+
+
+def readyz(gw: Gateway) -> httpx2.Response:
+    return httpx2.get(gw.url + "/readyz", timeout=10)
+
+
+async def test_the_agent_finds_no_credentials_and_the_task_still_pushes(tmp_path: Path) -> None:
+    llm = FakeLLM(require_key=API_KEY)  # the provider still gets the real key, through the gateway
+    llm_url = llm.start()
+    server = GitServer(tmp_path / "served", "alice", GIT_PASSWORD).start()
+    server.create("proj", {"app.py": "print('hello')\n"})
+    # Only the gateway is told where this is (in the pod: a Secret mounted in its container only).
+    gateway_only = tmp_path / "gateway-only"
+    gateway_only.mkdir()
+    credentials = gateway_only / "git-credentials"
+    credentials.write_text(server.url.replace("://", f"://alice:{GIT_PASSWORD}@") + "\n")
+    credentials.chmod(0o400)
+    volume = tmp_path / "data"  # the pod's shared volume, at the same path in both containers
+    (volume / "workspace").mkdir(parents=True)
+    opencode_port, proxy_port = free_port(), free_port()
+    opencode_url = f"http://127.0.0.1:{opencode_port}"
+    pod_env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "LLM_PROXY_PORT": str(proxy_port)}
+    pod_env.update(LLM_PROXY_TOKEN=PROXY_TOKEN, OPENCODE_PASSWORD=OPENCODE_PASSWORD)
+
+    gw = Gateway(
+        tmp_path / "gateway",
+        {
+            **pod_env,
+            "OPENCODE_BASE_URL": opencode_url,
+            "OPENCODE_API_URL": llm_url,
+            "OPENCODE_API_KEY": API_KEY,
+            "MCP_BEARER_TOKEN": BEARER,
+            "REPOSITORY_ALLOWLIST": f"{server.url}/",
+            "GIT_CREDENTIALS_FILE": str(credentials),
+            "WORKSPACE_DIR": str(volume / "workspace"),
+            "HOME": str(tmp_path / "gateway"),
+        },
+        args=("--no-spawn-opencode",),
+    )
+    gw.env = dict(gw.env, SPAWN_OPENCODE="true")  # as the image sets it: the flag wins
+    (volume / "home").mkdir()
+    opencode = OpenCodeContainer(
+        tmp_path,
+        {
+            **pod_env,
+            "OPENCODE_BASE_URL": opencode_url,
+            "OPENCODE_MODEL_NAME": "split-model",
+            "OPENCODE_BIN": opencode_binary(),
+            "WORKSPACE_DIR": str(volume / "workspace"),
+            "OPENCODE_STATE_DIR": str(volume / "opencode"),
+            "HOME": str(volume / "home"),
+            "PERMISSION_POLICY": "allow",
+        },
+    )
+    gw.start()
+    try:
+        # The containers start in any order: without its OpenCode the gateway is not ready (so
+        # the Service sends it nothing), and it becomes ready once OpenCode is.
+        not_ready = readyz(gw)
+        assert not_ready.status_code == 503 and "unreachable" in not_ready.text, not_ready.text
+        opencode.start()
+        deadline = time.monotonic() + 30
+        while readyz(gw).status_code != 200:
+            assert time.monotonic() < deadline, gw.logs()[-3000:]
+            time.sleep(0.2)
+
+        half, repository = GIT_PASSWORD[:10], f"{server.url}/proj.git"
+        hunt = (
+            bash("env | sort", "own env"),
+            read_environ(1),  # opencode serve
+            read_environ(2),  # `opencode-mcp-gateway opencode`, the container's main process
+            # Split in quotes, so that the prompt itself never holds what is searched for.
+            bash(
+                f'grep -rlI -e "ali""ce:" -e "{half}""{GIT_PASSWORD[len(half) :]}" {volume}; echo grep-exit=$?', "scan"
+            ),
+            bash("git config --list --show-origin; git remote -v", "git config"),
+            bash(
+                f"GIT_TERMINAL_PROMPT=0 git push {repository} HEAD:refs/heads/agent-own-push 2>&1; echo push-exit=$?",
+                "push",
+            ),
+            {"tool": "write", "args": {"filePath": "found.txt", "content": "nothing\n"}},
+            {"text": "searched"},
+        )
+        async with mcp_session(gw.mcp_url, headers={"Authorization": f"Bearer {BEARER}"}) as s:
+            args = {"prompt": script(*hunt), "repository": repository, "push": True}
+            done = data(await s.call_tool("run_coding_task", args))
+            page = data(await s.call_tool("get_task_messages", {"task_id": done["task_id"], "limit": 1000}))
+        seen = json.dumps(page)
+        # What the agent saw: its environment and its ancestors' were read...
+        assert seen.count("OPENCODE_SERVER_PASSWORD=") == 2 and "opencode-mcp-gateway opencode" in seen, seen
+        assert "grep-exit=1" in seen, seen  # grep read the whole shared volume and matched nothing
+        assert "push-exit=128" in seen and "terminal prompts disabled" in seen, seen
+        # ...and hold neither a secret nor the way to one.
+        for secret in (GIT_PASSWORD, API_KEY, BEARER, str(credentials), str(gateway_only), "GIT_CREDENTIALS_FILE"):
+            assert secret not in seen, f"the agent saw {secret!r}"
+        assert "alice:" not in seen  # no credential line was found
+        assert server.branch("proj", "agent-own-push") is None, "the agent pushed by itself"
+        # Meanwhile the gateway cloned, committed and pushed the task's work with the credentials.
+        assert done["status"] == "completed" and done["result"] == "searched", done
+        ws = done["workspace"]
+        assert ws["pushed"] is True and ws["head_commit"] != ws["base_commit"], ws
+        assert server.branch("proj", ws["branch"]) == ws["head_commit"]
+        assert Path(ws["directory"]).is_relative_to(volume / "workspace")  # on the shared volume
+    finally:
+        stop_process(opencode.proc, timeout=20)
+        gw.stop()
+        llm.stop()
+        server.stop()
+    assert opencode.proc is not None and opencode.proc.returncode == 0, opencode.logs()[-2000:]
+    for log in (gw.logs(), opencode.logs()):
+        assert GIT_PASSWORD not in log and API_KEY not in log and PROXY_TOKEN not in log
