@@ -3,7 +3,9 @@ its two containers are (`opencode-mcp-gateway --no-spawn-opencode` and `opencode
 opencode`), each with only its container's environment. The gateway holds the provider's
 key and the git credentials; OpenCode gets neither, nor any path to them, and reaches the
 model through the gateway's LLM proxy. A scripted agent goes looking for the credentials
-and tries to push by itself, while the task still clones, commits and pushes.
+and tries to push by itself, while the task still clones, commits and pushes. It also plants
+programs for the gateway's own git to run (filter and diff drivers in the cached clone's config,
+which is on the volume it works on): none of them ever runs.
 
 What the container boundary adds on top (a mount namespace: the credentials file is not in
 the OpenCode container at all; a PID namespace: the gateway's /proc is not visible) cannot
@@ -61,6 +63,22 @@ class OpenCodeContainer:
 
 def bash(command: str, description: str) -> dict[str, Any]:
     return {"tool": "bash", "args": {"command": command, "description": description}}
+
+
+def plant_drivers(marker: Path) -> dict[str, Any]:
+    """A bash call that makes every file of the worktree go through a filter and a diff driver
+    of the agent's, defined in the cached clone's config: were the gateway's git to run one, a
+    program of the agent's would run in the gateway's container, beside the credentials, and
+    leave `marker` (holding its environment)."""
+    grab = f"env >> {marker}"
+    command = (
+        "c=$(git rev-parse --path-format=absolute --git-common-dir) && "
+        f'git config -f "$c/config" filter.grab.clean "sh -c \'{grab}; cat\'" && '
+        f'git config -f "$c/config" diff.grab.textconv "sh -c \'{grab}; cat \\"\\$0\\"\'" && '
+        f'git config -f "$c/config" diff.external "sh -c \'{grab}\'" && '
+        "printf '* filter=grab diff=grab\\n' > .gitattributes && git config --list | grep grab && echo planted"
+    )
+    return bash(command, "plant drivers")
 
 
 def readyz(gw: Gateway) -> httpx2.Response:
@@ -141,6 +159,7 @@ async def test_the_agent_finds_no_credentials_and_the_task_still_pushes(tmp_path
                 f"GIT_TERMINAL_PROMPT=0 git push {repository} HEAD:refs/heads/agent-own-push 2>&1; echo push-exit=$?",
                 "push",
             ),
+            plant_drivers(volume / "ran-in-the-gateway"),
             {"tool": "write", "args": {"filePath": "found.txt", "content": "nothing\n"}},
             {"text": "searched"},
         )
@@ -148,6 +167,7 @@ async def test_the_agent_finds_no_credentials_and_the_task_still_pushes(tmp_path
             args = {"prompt": script(*hunt), "repository": repository, "push": True}
             done = data(await s.call_tool("run_coding_task", args))
             page = data(await s.call_tool("get_task_messages", {"task_id": done["task_id"], "limit": 1000}))
+            diff = data(await s.call_tool("get_task_diff", {"task_id": done["task_id"]}))
         seen = json.dumps(page)
         # What the agent saw: its environment and its ancestors' were read...
         assert seen.count("OPENCODE_SERVER_PASSWORD=") == 2 and "opencode-mcp-gateway opencode" in seen, seen
@@ -164,6 +184,12 @@ async def test_the_agent_finds_no_credentials_and_the_task_still_pushes(tmp_path
         assert ws["pushed"] is True and ws["head_commit"] != ws["base_commit"], ws
         assert server.branch("proj", ws["branch"]) == ws["head_commit"]
         assert Path(ws["directory"]).is_relative_to(volume / "workspace")  # on the shared volume
+        # The programs it planted were in place (the gateway committed its attributes file) and
+        # none ran, neither when the gateway committed nor when it diffed.
+        assert "planted" in seen, seen
+        assert {f["path"] for f in diff["files"]} == {".gitattributes", "found.txt"}, diff
+        marker = volume / "ran-in-the-gateway"
+        assert not marker.exists(), marker.read_text()[:3000]
     finally:
         stop_process(opencode.proc, timeout=20)
         gw.stop()
