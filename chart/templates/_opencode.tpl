@@ -60,3 +60,21 @@ processes either. See docs/design.md, "The agent's boundary". Lines indented for
             - {name: data, mountPath: /var/lib/opencode-gateway, subPath: opencode}
             - {name: opencode-tmp, mountPath: /tmp}
 {{- end }}
+
+{{/* An existingSecret made for an earlier chart lacks the two keys that link the containers:
+stop with a message that says what to add, rather than a pod stuck in CreateContainerConfigError.
+Only where the cluster answers (`helm install/upgrade`; `helm template` cannot look). */}}
+{{- define "ocgw.validateSplitPod" -}}
+{{- with .Values.existingSecret -}}
+{{- $existing := lookup "v1" "Secret" $.Release.Namespace . -}}
+{{- if $existing -}}
+{{- $missing := list -}}
+{{- range $key := list "opencode-server-password" "llm-proxy-token" -}}
+{{- if not (hasKey ($existing.data | default dict) $key) -}}{{- $missing = append $missing $key -}}{{- end -}}
+{{- end -}}
+{{- if $missing -}}
+{{- fail (printf "existingSecret %s has no %s: add them (any random strings, e.g. openssl rand -hex 24); they link the pod's gateway and OpenCode containers" . (join " and " $missing)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}

@@ -14,7 +14,7 @@ import pytest
 from opencode_mcp_gateway.config import load_settings
 from opencode_mcp_gateway.split_pod import GATEWAY_ONLY
 from tests.chart.fake_kube import FakeKube
-from tests.chart.test_chart import EVERYTHING, EXAMPLE, by_kind, render
+from tests.chart.test_chart import CHART, EVERYTHING, EXAMPLE, by_kind, helm, render, sets
 from tests.chart.test_scale_out import NAME, validate_all
 
 SECRETS = {  # every secret the chart can hand the gateway
@@ -177,3 +177,21 @@ def test_the_generated_link_secrets_survive_helm_upgrade(tmp_path: Path) -> None
         assert {k: kept[k] for k in LINK_KEYS} == {k: first[k] for k in LINK_KEYS}
     annotations = [by_kind(d, "Deployment")["spec"]["template"]["metadata"]["annotations"] for d in upgraded]
     assert annotations[0]["checksum/secret"] == annotations[1]["checksum/secret"]
+
+
+def test_an_existing_secret_without_the_link_keys_is_refused_with_what_to_add(tmp_path: Path) -> None:
+    values = {k: v for k, v in EXAMPLE.items() if k != "opencode.apiKey"}
+    kube = FakeKube()
+    try:
+        kubeconfig = str(kube.kubeconfig(tmp_path / "kubeconfig"))
+        server = ("--dry-run=server", "--disable-openapi-validation", "--kubeconfig", kubeconfig)
+        kube.keep_release_secret("team-secret", {"opencode-api-key": "sk", "llm-proxy-token": "t" * 32})
+        given = sets({**values, "existingSecret": "team-secret"})
+        old = helm("template", "gw", str(CHART), "--namespace", "opencode", *given, *server, check=False)
+        kube.keep_release_secret("team-secret", {"opencode-api-key": "sk", **dict.fromkeys(LINK_KEYS, "x" * 32)})
+        complete = render({**values, "existingSecret": "team-secret"}, *server)
+    finally:
+        kube.stop()
+    assert old.returncode != 0
+    assert "existingSecret team-secret has no opencode-server-password: add them" in old.stderr, old.stderr
+    assert containers(complete, "Deployment")["opencode"]["args"] == ["opencode"]
