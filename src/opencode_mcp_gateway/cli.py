@@ -100,14 +100,18 @@ def serve(settings: Settings) -> None:
     if settings.allow_unauthenticated and not settings.binds_loopback:
         log.warning("ALLOW_UNAUTHENTICATED=true: anyone who reaches HOST=%s can run coding tasks", settings.host)
     supervisor = None
-    if settings.spawn_opencode:
-        from .supervisor import OpenCodeSupervisor
+    try:  # a taken LLM_PROXY_PORT stops start-up with one line, like a bad setting
+        if settings.spawn_opencode:
+            from .supervisor import OpenCodeSupervisor
 
-        supervisor = OpenCodeSupervisor(settings)
-        supervisor.prestart()  # OpenCode boots while the rest of the gateway imports
-    from .app import create_app
+            supervisor = OpenCodeSupervisor(settings)
+            supervisor.prestart()  # OpenCode boots while the rest of the gateway imports
+        from .app import create_app
 
-    app = create_app(settings, supervisor)
+        app = create_app(settings, supervisor)
+    except OSError as exc:
+        print(f"opencode-mcp-gateway: {exc}", file=sys.stderr)
+        sys.exit(2)
     stop_tracing = tracing.setup(settings.otel_exporter_otlp_endpoint)
     workers = settings.worker_urls
     log.info(

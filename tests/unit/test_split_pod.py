@@ -104,3 +104,26 @@ def test_the_command_line_runs_opencode_alone_or_refuses_with_one_line(
     assert line.startswith("opencode-mcp-gateway: invalid configuration: GIT_CREDENTIALS_FILE: not for the OpenCode")
     assert cli.parse_args(["--no-spawn-opencode"]).spawn_opencode is False
     assert cli.parse_args([]).mode == "gateway" and cli.parse_args([]).spawn_opencode is None
+
+
+def test_a_taken_proxy_port_stops_the_gateway_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = load_settings(
+            _env_file=None,
+            host="127.0.0.1",
+            llm_proxy_port=port,
+            opencode_api_url="http://llm.test/v1",
+            opencode_api_key="sk-real",
+            llm_proxy_token="proxy-token",
+        )
+        with pytest.raises(SystemExit) as stopped:
+            cli.serve(settings)
+    assert stopped.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == f"opencode-mcp-gateway: LLM_PROXY_PORT: cannot listen on 127.0.0.1:{port} (Address already in use)"
