@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,9 @@ import httpx2
 import pytest
 
 from tests.e2e.test_security import read_environ
-from tests.support.client import data, mcp_session, script
+from tests.support.client import data, error_text, mcp_session, script
 from tests.support.fake_llm import FakeLLM
-from tests.support.git_server import GitServer
+from tests.support.git_server import GitServer, git
 from tests.support.procs import Gateway, free_port, opencode_binary, stop_process, wait_for_line
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -85,116 +86,150 @@ def readyz(gw: Gateway) -> httpx2.Response:
     return httpx2.get(gw.url + "/readyz", timeout=10)
 
 
-async def test_the_agent_finds_no_credentials_and_the_task_still_pushes(tmp_path: Path) -> None:
-    llm = FakeLLM(require_key=API_KEY)  # the provider still gets the real key, through the gateway
-    llm_url = llm.start()
-    server = GitServer(tmp_path / "served", "alice", GIT_PASSWORD).start()
-    server.create("proj", {"app.py": "print('hello')\n"})
-    # Only the gateway is told where this is (in the pod: a Secret mounted in its container only).
-    gateway_only = tmp_path / "gateway-only"
-    gateway_only.mkdir()
-    credentials = gateway_only / "git-credentials"
-    credentials.write_text(server.url.replace("://", f"://alice:{GIT_PASSWORD}@") + "\n")
-    credentials.chmod(0o400)
-    volume = tmp_path / "data"  # the pod's shared volume, at the same path in both containers
-    (volume / "workspace").mkdir(parents=True)
-    opencode_port, proxy_port = free_port(), free_port()
-    opencode_url = f"http://127.0.0.1:{opencode_port}"
-    pod_env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "LLM_PROXY_PORT": str(proxy_port)}
-    pod_env.update(LLM_PROXY_TOKEN=PROXY_TOKEN, OPENCODE_PASSWORD=OPENCODE_PASSWORD)
+class Pod:
+    """The two processes as the pod's two containers would run them, a git server with
+    credentials, and the fake provider that wants the real key."""
 
-    gw = Gateway(
-        tmp_path / "gateway",
-        {
+    def __init__(self, root: Path) -> None:
+        self.llm = FakeLLM(require_key=API_KEY)  # the provider still gets the real key, through the gateway
+        llm_url = self.llm.start()
+        self.server = GitServer(root / "served", "alice", GIT_PASSWORD).start()
+        self.server.create("proj", {"app.py": "print('hello')\n"})
+        self.repository = f"{self.server.url}/proj.git"
+        # Only the gateway is told where this is (in the pod: a Secret mounted in its container only).
+        self.gateway_only = root / "gateway-only"
+        self.gateway_only.mkdir()
+        self.credentials = self.gateway_only / "git-credentials"
+        self.credentials.write_text(self.server.url.replace("://", f"://alice:{GIT_PASSWORD}@") + "\n")
+        self.credentials.chmod(0o400)
+        self.volume = root / "data"  # the pod's shared volume, at the same path in both containers
+        (self.volume / "workspace").mkdir(parents=True)
+        (self.volume / "home").mkdir()
+        opencode_url = f"http://127.0.0.1:{free_port()}"
+        pod_env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "LLM_PROXY_PORT": str(free_port())}
+        pod_env.update(LLM_PROXY_TOKEN=PROXY_TOKEN, OPENCODE_PASSWORD=OPENCODE_PASSWORD)
+        gateway_env = {
             **pod_env,
             "OPENCODE_BASE_URL": opencode_url,
             "OPENCODE_API_URL": llm_url,
             "OPENCODE_API_KEY": API_KEY,
             "MCP_BEARER_TOKEN": BEARER,
-            "REPOSITORY_ALLOWLIST": f"{server.url}/",
-            "GIT_CREDENTIALS_FILE": str(credentials),
-            "WORKSPACE_DIR": str(volume / "workspace"),
-            "HOME": str(tmp_path / "gateway"),
-        },
-        args=("--no-spawn-opencode",),
-    )
-    gw.env = dict(gw.env, SPAWN_OPENCODE="true")  # as the image sets it: the flag wins
-    (volume / "home").mkdir()
-    opencode = OpenCodeContainer(
-        tmp_path,
-        {
+            "REPOSITORY_ALLOWLIST": f"{self.server.url}/",
+            "GIT_CREDENTIALS_FILE": str(self.credentials),
+            "WORKSPACE_DIR": str(self.volume / "workspace"),
+            "HOME": str(root / "gateway"),
+        }
+        self.gw = Gateway(root / "gateway", gateway_env, args=("--no-spawn-opencode",))
+        self.gw.env = dict(self.gw.env, SPAWN_OPENCODE="true")  # as the image sets it: the flag wins
+        opencode_env = {
             **pod_env,
             "OPENCODE_BASE_URL": opencode_url,
             "OPENCODE_MODEL_NAME": "split-model",
             "OPENCODE_BIN": opencode_binary(),
-            "WORKSPACE_DIR": str(volume / "workspace"),
-            "OPENCODE_STATE_DIR": str(volume / "opencode"),
-            "HOME": str(volume / "home"),
+            "WORKSPACE_DIR": str(self.volume / "workspace"),
+            "OPENCODE_STATE_DIR": str(self.volume / "opencode"),
+            "HOME": str(self.volume / "home"),
             "PERMISSION_POLICY": "allow",
-        },
-    )
-    gw.start()
-    try:
-        # The containers start in any order: without its OpenCode the gateway is not ready (so
-        # the Service sends it nothing), and it becomes ready once OpenCode is.
-        not_ready = readyz(gw)
-        assert not_ready.status_code == 503 and "unreachable" in not_ready.text, not_ready.text
-        opencode.start()
-        deadline = time.monotonic() + 30
-        while readyz(gw).status_code != 200:
-            assert time.monotonic() < deadline, gw.logs()[-3000:]
-            time.sleep(0.2)
+        }
+        self.opencode = OpenCodeContainer(root, opencode_env)
+        self.before_opencode: httpx2.Response | None = None
 
-        half, repository = GIT_PASSWORD[:10], f"{server.url}/proj.git"
-        hunt = (
-            bash("env | sort", "own env"),
-            read_environ(1),  # opencode serve
-            read_environ(2),  # `opencode-mcp-gateway opencode`, the container's main process
-            # Split in quotes, so that the prompt itself never holds what is searched for.
-            bash(
-                f'grep -rlI -e "ali""ce:" -e "{half}""{GIT_PASSWORD[len(half) :]}" {volume}; echo grep-exit=$?', "scan"
-            ),
-            bash("git config --list --show-origin; git remote -v", "git config"),
-            bash(
-                f"GIT_TERMINAL_PROMPT=0 git push {repository} HEAD:refs/heads/agent-own-push 2>&1; echo push-exit=$?",
-                "push",
-            ),
-            plant_drivers(volume / "ran-in-the-gateway"),
-            {"tool": "write", "args": {"filePath": "found.txt", "content": "nothing\n"}},
-            {"text": "searched"},
-        )
-        async with mcp_session(gw.mcp_url, headers={"Authorization": f"Bearer {BEARER}"}) as s:
-            args = {"prompt": script(*hunt), "repository": repository, "push": True}
+    def start(self) -> Pod:
+        """The gateway first, OpenCode later: the containers start in any order."""
+        self.gw.start()
+        self.before_opencode = readyz(self.gw)
+        self.opencode.start()
+        deadline = time.monotonic() + 30
+        while readyz(self.gw).status_code != 200:
+            assert time.monotonic() < deadline, self.gw.logs()[-3000:]
+            time.sleep(0.2)
+        return self
+
+    def stop(self) -> None:
+        stop_process(self.opencode.proc, timeout=20)
+        self.gw.stop()
+        self.llm.stop()
+        self.server.stop()
+
+    async def run(self, *steps: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """A repository task with `push`: its result, its messages, and its diff."""
+        async with mcp_session(self.gw.mcp_url, headers={"Authorization": f"Bearer {BEARER}"}) as s:
+            args = {"prompt": script(*steps), "repository": self.repository, "push": True}
             done = data(await s.call_tool("run_coding_task", args))
             page = data(await s.call_tool("get_task_messages", {"task_id": done["task_id"], "limit": 1000}))
             diff = data(await s.call_tool("get_task_diff", {"task_id": done["task_id"]}))
-        seen = json.dumps(page)
-        # What the agent saw: its environment and its ancestors' were read...
-        assert seen.count("OPENCODE_SERVER_PASSWORD=") == 2 and "opencode-mcp-gateway opencode" in seen, seen
-        assert "grep-exit=1" in seen, seen  # grep read the whole shared volume and matched nothing
-        assert "push-exit=128" in seen and "terminal prompts disabled" in seen, seen
-        # ...and hold neither a secret nor the way to one.
-        for secret in (GIT_PASSWORD, API_KEY, BEARER, str(credentials), str(gateway_only), "GIT_CREDENTIALS_FILE"):
-            assert secret not in seen, f"the agent saw {secret!r}"
-        assert "alice:" not in seen  # no credential line was found
-        assert server.branch("proj", "agent-own-push") is None, "the agent pushed by itself"
-        # Meanwhile the gateway cloned, committed and pushed the task's work with the credentials.
-        assert done["status"] == "completed" and done["result"] == "searched", done
-        ws = done["workspace"]
-        assert ws["pushed"] is True and ws["head_commit"] != ws["base_commit"], ws
-        assert server.branch("proj", ws["branch"]) == ws["head_commit"]
-        assert Path(ws["directory"]).is_relative_to(volume / "workspace")  # on the shared volume
-        # The programs it planted were in place (the gateway committed its attributes file) and
-        # none ran, neither when the gateway committed nor when it diffed.
-        assert "planted" in seen, seen
-        assert {f["path"] for f in diff["files"]} == {".gitattributes", "found.txt"}, diff
-        marker = volume / "ran-in-the-gateway"
-        assert not marker.exists(), marker.read_text()[:3000]
-    finally:
-        stop_process(opencode.proc, timeout=20)
-        gw.stop()
-        llm.stop()
-        server.stop()
+        return done, page, diff
+
+
+@pytest.fixture(scope="module")
+def pod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pod]:
+    started = Pod(tmp_path_factory.mktemp("pod")).start()
+    yield started
+    started.stop()
+    opencode = started.opencode
     assert opencode.proc is not None and opencode.proc.returncode == 0, opencode.logs()[-2000:]
-    for log in (gw.logs(), opencode.logs()):
+    for log in (started.gw.logs(), opencode.logs()):
         assert GIT_PASSWORD not in log and API_KEY not in log and PROXY_TOKEN not in log
+
+
+async def test_the_agent_finds_no_credentials_and_the_task_still_pushes(pod: Pod) -> None:
+    # Without its OpenCode the gateway was not ready (so the Service sends it nothing), and it
+    # became ready once OpenCode was.
+    assert pod.before_opencode is not None and pod.before_opencode.status_code == 503
+    assert "unreachable" in pod.before_opencode.text, pod.before_opencode.text
+    half, volume = GIT_PASSWORD[:10], pod.volume
+    hunt = (
+        bash("env | sort", "own env"),
+        read_environ(1),  # opencode serve
+        read_environ(2),  # `opencode-mcp-gateway opencode`, the container's main process
+        # Split in quotes, so that the prompt itself never holds what is searched for.
+        bash(f'grep -rlI -e "ali""ce:" -e "{half}""{GIT_PASSWORD[len(half) :]}" {volume}; echo grep-exit=$?', "scan"),
+        bash("git config --list --show-origin; git remote -v", "git config"),
+        bash(
+            f"GIT_TERMINAL_PROMPT=0 git push {pod.repository} HEAD:refs/heads/agent-own-push 2>&1; echo push-exit=$?",
+            "push",
+        ),
+        plant_drivers(volume / "ran-in-the-gateway"),
+        {"tool": "write", "args": {"filePath": "found.txt", "content": "nothing\n"}},
+        {"text": "searched"},
+    )
+    done, page, diff = await pod.run(*hunt)
+    seen = json.dumps(page)
+    # What the agent saw: its environment and its ancestors' were read...
+    assert seen.count("OPENCODE_SERVER_PASSWORD=") == 2 and "opencode-mcp-gateway opencode" in seen, seen
+    assert "grep-exit=1" in seen, seen  # grep read the whole shared volume and matched nothing
+    assert "push-exit=128" in seen and "terminal prompts disabled" in seen, seen
+    # ...and hold neither a secret nor the way to one.
+    for secret in (GIT_PASSWORD, API_KEY, BEARER, str(pod.credentials), str(pod.gateway_only), "GIT_CREDENTIALS_FILE"):
+        assert secret not in seen, f"the agent saw {secret!r}"
+    assert "alice:" not in seen  # no credential line was found
+    assert pod.server.branch("proj", "agent-own-push") is None, "the agent pushed by itself"
+    # Meanwhile the gateway cloned, committed and pushed the task's work with the credentials.
+    assert done["status"] == "completed" and done["result"] == "searched", done
+    ws = done["workspace"]
+    assert ws["pushed"] is True and ws["head_commit"] != ws["base_commit"], ws
+    assert pod.server.branch("proj", ws["branch"]) == ws["head_commit"]
+    assert Path(ws["directory"]).is_relative_to(volume / "workspace")  # on the shared volume
+    # The programs it planted were in place (the gateway committed its attributes file) and
+    # none ran, neither when the gateway committed nor when it diffed.
+    assert "planted" in seen, seen
+    assert {f["path"] for f in diff["files"]} == {".gitattributes", "found.txt"}, diff
+    marker = volume / "ran-in-the-gateway"
+    assert not marker.exists(), marker.read_text()[:3000]
+
+
+async def test_a_worktree_swapped_for_a_link_is_neither_committed_nor_pushed(pod: Pod) -> None:
+    """The agent replaces its worktree with a link to where the credentials are mounted (in
+    the pod the gateway's container resolves it, the agent's does not): were the gateway to
+    commit "its" worktree, it would commit and push the credentials file."""
+    swap = f'w=$PWD; cd .. && rm -rf "$w" && ln -s {pod.gateway_only} "$w" && echo swapped'
+    heads_before = git("ls-remote", "--heads", str(pod.server.root / "proj.git"))
+    async with mcp_session(pod.gw.mcp_url, headers={"Authorization": f"Bearer {BEARER}"}) as s:
+        args = {"prompt": script(bash(swap, "swap the worktree"), {"text": "swapped"}), "push": True}
+        answer = await s.call_tool("run_coding_task", {**args, "repository": pod.repository})
+    assert answer.is_error and "no longer a directory of WORKSPACES_DIR (a link?)" in error_text(answer)
+    assert git("ls-remote", "--heads", str(pod.server.root / "proj.git")) == heads_before, "nothing was pushed"
+    (cache,) = (pod.volume / "workspace" / ".opencode-workspaces" / "repos").glob("*.git")
+    stored = subprocess.run(["git", "--git-dir", str(cache), "log", "--all", "-p"], capture_output=True, text=True)
+    assert stored.returncode == 0 and "app.py" in stored.stdout
+    assert GIT_PASSWORD not in stored.stdout, "the credentials were committed"
