@@ -1,4 +1,6 @@
-# One image: the gateway plus the opencode binary, both supervised by the gateway.
+# One image: the gateway plus the opencode binary, both supervised by the gateway (the default,
+# --spawn-opencode), or each alone in its own container (--no-spawn-opencode / opencode), as the
+# Helm chart's pod runs them so that the agent sees none of the gateway's secrets.
 #   docker build -t <registry>/opencode-mcp-gateway:latest .
 # BASE_IMAGE must be Debian-based; it gets python3 from apt if it has none (e.g. a bare
 # Debian made with debootstrap, as the image test here does).

@@ -114,4 +114,5 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- fail "gateway.publicUrl is required with gateway.oauth.issuer (the https URL clients use; or set route.host / ingress.host)" -}}
 {{- end -}}
 {{- include "ocgw.validateScaleOut" . -}}
+{{- include "ocgw.validateSplitPod" . -}}
 {{- end -}}

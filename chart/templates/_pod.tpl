@@ -1,6 +1,7 @@
-{{/* The pod: one gateway in spawn mode with its own `opencode serve`. Shared by the Deployment
-(one replica) and the StatefulSet (several: each pod is also one worker of the pool). Its lines
-are indented for `spec.template`. */}}
+{{/* The pod: the gateway, and its own `opencode serve` in a second container that holds none of
+the gateway's secrets (_opencode.tpl). Shared by the Deployment (one replica) and the
+StatefulSet (several: each pod is also one worker of the pool). Its lines are indented for
+`spec.template`. */}}
 {{- define "ocgw.podTemplate" }}
 {{- $secret := include "ocgw.secretName" . }}
 {{- $scaleOut := include "ocgw.scaleOut" . }}
@@ -8,7 +9,7 @@ are indented for `spec.template`. */}}
       labels:
         {{- include "ocgw.labels" . | nindent 8 }}
       annotations:
-        checksum/secret: {{ include (print $.Template.BasePath "/secret.yaml") . | sha256sum }}
+        checksum/secret: {{ include "ocgw.secretValues" . | sha256sum }}
         {{- with .Values.podAnnotations }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -26,16 +27,13 @@ are indented for `spec.template`. */}}
         - name: gateway
           image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
           imagePullPolicy: {{ .Values.image.pullPolicy }}
-          args: ["--spawn-opencode"]
+          # OpenCode runs in the `opencode` container: this one reaches it at 127.0.0.1:4096 and
+          # serves it the model on LLM_PROXY_PORT, adding OPENCODE_API_KEY there.
+          args: ["--no-spawn-opencode"]
           ports:
             - name: http
               containerPort: 8080
               protocol: TCP
-            {{- if $scaleOut }}
-            - name: opencode      # this pod's worker, for the other replicas (OPENCODE_LISTEN_HOST)
-              containerPort: 4096
-              protocol: TCP
-            {{- end }}
           env:
             - {name: PORT, value: "8080"}
             - {name: HOST, value: "0.0.0.0"}
@@ -48,10 +46,7 @@ are indented for `spec.template`. */}}
             {{- if .Values.gateway.allowUnauthenticated }}
             - {name: ALLOW_UNAUTHENTICATED, value: "true"}
             {{- end }}
-            {{- if or $scaleOut .Values.existingSecret .Values.opencode.serverPassword }}
-            - name: OPENCODE_PASSWORD
-              valueFrom: {secretKeyRef: {name: {{ $secret }}, key: opencode-server-password, optional: {{ and (not $scaleOut) (not .Values.opencode.serverPassword) }}}}
-            {{- end }}
+            {{- include "ocgw.podLinkEnv" . | nindent 12 }}
             {{- if $scaleOut }}
             {{- include "ocgw.scaleOutEnv" . | nindent 12 }}
             {{- end }}
@@ -155,6 +150,7 @@ are indented for `spec.template`. */}}
             {{- if .Values.repositories.credentialsSecret }}
             - {name: git-credentials, mountPath: /etc/opencode-gateway/git, readOnly: true}
             {{- end }}
+        {{- include "ocgw.opencodeContainer" . }}
       volumes:
         {{- /* With several replicas, `data` is each pod's claim from the volumeClaimTemplates. */}}
         {{- if not (and $scaleOut .Values.persistence.enabled) }}
@@ -167,6 +163,8 @@ are indented for `spec.template`. */}}
           {{- end }}
         {{- end }}
         - name: tmp
+          emptyDir: {}
+        - name: opencode-tmp      # OpenCode's own: the gateway's /tmp is not the agent's to read
           emptyDir: {}
         {{- with include "ocgw.apiKeysSecret" . }}
         - name: api-keys

@@ -18,6 +18,7 @@ from . import metrics
 from .auth import build_authenticator, metadata_routes
 from .config import Settings
 from .http_guard import LOCAL_NAMES, GatewayGuard, HostRules, OriginRules
+from .llm_proxy import LLMProxy
 from .logs import RequestIds
 from .opencode import EventHub, OpenCodeClient
 from .peers import SessionRouter
@@ -48,6 +49,8 @@ def create_app(
     password = settings.opencode_password.get_secret_value() if settings.opencode_password else None
     if supervisor is not None:
         password = supervisor.password
+    # The split pod (split_pod.py): OpenCode in its own container, its model through this proxy.
+    llm_proxy = LLMProxy.from_settings(settings) if supervisor is None and settings.llm_proxy_port else None
     workers = []
     urls = settings.worker_urls  # one worker (w0) unless a pool is configured
     # A spawned OpenCode accepts connections before it can answer: its single client waits for
@@ -118,6 +121,8 @@ def create_app(
         async with anyio.create_task_group() as tg:
             if supervisor is not None:
                 tg.start_soon(supervisor.run)
+            if llm_proxy is not None:
+                tg.start_soon(llm_proxy.serve)
             for worker in workers:
                 tg.start_soon(worker.run)
             try:
@@ -131,6 +136,8 @@ def create_app(
         with anyio.CancelScope(shield=True):
             if supervisor is not None:
                 await supervisor.stop()
+            if llm_proxy is not None:
+                llm_proxy.close()
             for worker in workers:
                 await worker.client.aclose()
             await authenticator.aclose()

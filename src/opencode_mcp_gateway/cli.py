@@ -1,4 +1,7 @@
-"""`opencode-mcp-gateway`: parse flags, validate settings, serve."""
+"""`opencode-mcp-gateway`: parse flags, validate settings, serve.
+
+`opencode-mcp-gateway opencode` runs OpenCode alone instead, for the OpenCode container of
+the chart's pod (split_pod.py)."""
 
 from __future__ import annotations
 
@@ -23,10 +26,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "Configured by environment variables (see the README).",
     )
     parser.add_argument(
+        "mode",
+        nargs="?",
+        choices=("gateway", "opencode"),
+        default="gateway",
+        help="gateway (the default): serve MCP; opencode: run only `opencode serve`, configured as spawn "
+        "mode does, its model through a gateway's LLM proxy at LLM_PROXY_PORT (the OpenCode container "
+        "of the chart's pod: give it none of the gateway's secrets)",
+    )
+    parser.add_argument(
         "--spawn-opencode",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=None,
-        help="also start `opencode serve` as a child (same as SPAWN_OPENCODE=true)",
+        help="also start `opencode serve` as a child (same as SPAWN_OPENCODE=true; --no-spawn-opencode: "
+        "SPAWN_OPENCODE=false, for a gateway whose OpenCode runs elsewhere)",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser.parse_args(argv)
@@ -34,7 +47,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    overrides: dict[str, object] = {"spawn_opencode": True} if args.spawn_opencode else {}
+    overrides: dict[str, object] = {} if args.spawn_opencode is None else {"spawn_opencode": args.spawn_opencode}
+    if args.mode == "opencode":
+        overrides.update(opencode_only=True, spawn_opencode=False)
     if argv is None:  # the real process (not a call from a test): its /proc entries matter
         overrides.update(take_secrets_out_of_environ())  # may re-exec: before any heavy import
         make_undumpable()
@@ -43,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         settings = load_settings(**overrides)
-        if settings.spawn_opencode:
+        if settings.spawn_opencode or settings.opencode_only:
             from .supervisor import find_binary
 
             find_binary(settings.opencode_bin)
@@ -54,6 +69,13 @@ def main(argv: list[str] | None = None) -> None:
     except (ConfigError, FileNotFoundError) as exc:
         print(f"opencode-mcp-gateway: {exc}", file=sys.stderr)
         sys.exit(2)
+    if settings.opencode_only:
+        from . import logs
+        from .split_pod import run_opencode_only
+
+        logs.configure(settings.log_level, settings.log_format)
+        run_opencode_only(settings)
+        return
     refusal = exposure_refusal(settings)
     if refusal:
         print(f"opencode-mcp-gateway: {refusal}", file=sys.stderr)
@@ -78,14 +100,18 @@ def serve(settings: Settings) -> None:
     if settings.allow_unauthenticated and not settings.binds_loopback:
         log.warning("ALLOW_UNAUTHENTICATED=true: anyone who reaches HOST=%s can run coding tasks", settings.host)
     supervisor = None
-    if settings.spawn_opencode:
-        from .supervisor import OpenCodeSupervisor
+    try:  # a taken LLM_PROXY_PORT stops start-up with one line, like a bad setting
+        if settings.spawn_opencode:
+            from .supervisor import OpenCodeSupervisor
 
-        supervisor = OpenCodeSupervisor(settings)
-        supervisor.prestart()  # OpenCode boots while the rest of the gateway imports
-    from .app import create_app
+            supervisor = OpenCodeSupervisor(settings)
+            supervisor.prestart()  # OpenCode boots while the rest of the gateway imports
+        from .app import create_app
 
-    app = create_app(settings, supervisor)
+        app = create_app(settings, supervisor)
+    except OSError as exc:
+        print(f"opencode-mcp-gateway: {exc}", file=sys.stderr)
+        sys.exit(2)
     stop_tracing = tracing.setup(settings.otel_exporter_otlp_endpoint)
     workers = settings.worker_urls
     log.info(
@@ -99,6 +125,8 @@ def serve(settings: Settings) -> None:
         ),
         " (spawned)" if settings.spawn_opencode else "",
     )
+    if supervisor is None and settings.llm_proxy_port:
+        log.info("serving OpenCode its model at http://127.0.0.1:%s/v1 (LLM_PROXY_PORT)", settings.llm_proxy_port)
     config = uvicorn.Config(
         app,
         host=settings.host,

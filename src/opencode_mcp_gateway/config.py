@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     # Where the spawned OpenCode listens. Loopback unless other replicas must reach this
     # pod's worker (the chart's StatefulSet); then OPENCODE_PASSWORD guards it.
     opencode_listen_host: str = "127.0.0.1"
+    # The chart's pod: OpenCode in a container of its own (`opencode-mcp-gateway opencode`, which
+    # sets OPENCODE_ONLY), the gateway reaching it as an external OpenCode and serving it the LLM
+    # proxy on this loopback port, under this token (both containers get the same two).
+    opencode_only: bool = False
+    llm_proxy_port: int | None = Field(None, ge=1, le=65535)
+    llm_proxy_token: SecretStr | None = None
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -268,6 +274,15 @@ class Settings(BaseSettings):
                     f"OPENCODE_PASSWORD is required with OPENCODE_LISTEN_HOST={self.opencode_listen_host}: "
                     "OpenCode is then reachable from the network, and every gateway needs the same password"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _split_pod(self) -> Settings:
+        from .split_pod import split_pod_problem
+
+        problem = split_pod_problem(self)
+        if problem:
+            raise ValueError(problem)
         return self
 
     @model_validator(mode="after")

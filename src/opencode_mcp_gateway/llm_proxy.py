@@ -5,6 +5,10 @@ OpenCode's agent runs shell commands, so whatever OpenCode can read, the agent c
 OpenAI-compatible endpoint on loopback that forwards each request to OPENCODE_API_URL with
 the real key added. OpenCode authenticates to it with a per-start token that is worth
 nothing anywhere else. Responses (SSE streams included) pass through chunk by chunk.
+
+In the chart's pod OpenCode runs in a container of its own (split_pod.py): the proxy then
+listens on the fixed LLM_PROXY_PORT of the pod's loopback, under the LLM_PROXY_TOKEN both
+containers are given.
 """
 
 from __future__ import annotations
@@ -16,10 +20,14 @@ import logging
 import secrets
 import socket
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import httpx2
 import uvicorn
 from starlette.types import Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -29,21 +37,38 @@ _DROP_REQUEST = {b"host", b"authorization", b"content-length", b"connection", b"
 _DROP_RESPONSE = {"content-length", "transfer-encoding", "connection", "keep-alive"}
 
 
+def proxy_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}{PREFIX}"
+
+
 class LLMProxy:
-    def __init__(self, upstream: str, api_key: str) -> None:
+    def __init__(self, upstream: str, api_key: str, *, port: int = 0, token: str | None = None) -> None:
         self.upstream = upstream.rstrip("/")
         self._api_key = api_key
-        self.token = secrets.token_urlsafe(32)
+        self.token = token or secrets.token_urlsafe(32)
         # Bound now: OpenCode starts (and learns the URL) before the event loop runs.
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind(("127.0.0.1", 0))
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restarted gateway gets its port
+        try:
+            self._socket.bind(("127.0.0.1", port))
+        except OSError as exc:
+            self._socket.close()
+            raise OSError(f"LLM_PROXY_PORT: cannot listen on 127.0.0.1:{port} ({exc.strerror})") from None
         self.port: int = self._socket.getsockname()[1]
         self._server: uvicorn.Server | None = None
         self._http: httpx2.AsyncClient | None = None
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LLMProxy:
+        """The proxy to OPENCODE_API_URL: on LLM_PROXY_PORT under LLM_PROXY_TOKEN when they are
+        set (the split pod), else on a free port under a per-start token (spawn mode)."""
+        key = settings.opencode_api_key.get_secret_value() if settings.opencode_api_key else ""
+        token = settings.llm_proxy_token.get_secret_value() if settings.llm_proxy_token else None
+        return cls(settings.opencode_api_url or "", key, port=settings.llm_proxy_port or 0, token=token)
+
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{PREFIX}"
+        return proxy_url(self.port)
 
     async def serve(self) -> None:
         config = uvicorn.Config(self, log_level="warning", lifespan="off", access_log=False)

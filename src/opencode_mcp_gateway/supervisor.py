@@ -9,6 +9,9 @@
   fetch from npm on first use is pre-seeded, so no network is needed at run time.
 * Ready means the "listening on" line was printed and /global/health answered: OpenCode
   accepts TCP ~0.2 s before it can serve, and a request sent then hangs forever.
+* `opencode-mcp-gateway opencode` (OPENCODE_ONLY, split_pod.py) runs this supervisor
+  without the proxy: OpenCode alone in its container, its model through the gateway
+  container's proxy at LLM_PROXY_PORT.
 * If OpenCode dies it is restarted with back-off (1 s doubling to 30 s), and its last
   output lines are logged (with the password and API key masked) to show why.
 """
@@ -32,7 +35,7 @@ import httpx2
 from . import metrics
 from .backoff import Backoff
 from .config import Settings
-from .llm_proxy import LLMProxy
+from .llm_proxy import LLMProxy, proxy_url
 from .pins import OPENCODE_VERSION
 
 log = logging.getLogger(__name__)
@@ -145,9 +148,21 @@ class OpenCodeSupervisor:
         self._stopping = False
         self.restarts = 0
         self.last_exit: int | None = None
-        key = settings.opencode_api_key.get_secret_value() if settings.opencode_api_key else ""
-        self.llm_proxy = LLMProxy(settings.opencode_api_url or "", key)
+        # The model's endpoint: the proxy this process serves, or (OpenCode alone in its
+        # container) the one the gateway's container serves on the pod's loopback.
+        self._llm_proxy = None if settings.opencode_only else LLMProxy.from_settings(settings)
+        if self._llm_proxy is not None:
+            self.llm_url, self.llm_token = self._llm_proxy.base_url, self._llm_proxy.token
+        else:
+            self.llm_url = proxy_url(settings.llm_proxy_port or 0)
+            self.llm_token = settings.llm_proxy_token.get_secret_value() if settings.llm_proxy_token else ""
         self.last_lines: deque[str] = deque(maxlen=LAST_LINES)
+
+    @property
+    def llm_proxy(self) -> LLMProxy:
+        if self._llm_proxy is None:
+            raise RuntimeError("OpenCode alone (OPENCODE_ONLY): its LLM proxy runs in the gateway's container")
+        return self._llm_proxy
 
     @property
     def ready(self) -> bool:
@@ -165,8 +180,8 @@ class OpenCodeSupervisor:
         env.update(
             {
                 "OPENCODE_CONFIG_CONTENT": json.dumps(opencode_config(s)),
-                "LLM_PROXY_URL": self.llm_proxy.base_url,
-                "LLM_PROXY_TOKEN": self.llm_proxy.token,
+                "LLM_PROXY_URL": self.llm_url,
+                "LLM_PROXY_TOKEN": self.llm_token,
                 "OPENCODE_MODEL_NAME": s.opencode_model_name or "",
                 "OPENCODE_SERVER_USERNAME": s.opencode_username,
                 "OPENCODE_SERVER_PASSWORD": self.password,
@@ -197,9 +212,10 @@ class OpenCodeSupervisor:
         )
 
     async def run(self) -> None:
-        """Serve the LLM proxy, and keep OpenCode running until `stop`."""
+        """Serve the LLM proxy (if this process has it), and keep OpenCode running until `stop`."""
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self.llm_proxy.serve)
+            if self._llm_proxy is not None:
+                tg.start_soon(self._llm_proxy.serve)
             await self._keep_running()
             tg.cancel_scope.cancel()
 
@@ -247,7 +263,7 @@ class OpenCodeSupervisor:
             log.debug("opencode: %s", line)
 
     def _log_last_lines(self) -> None:
-        secrets_ = [self.password]
+        secrets_ = [self.password, self.llm_token]
         if self.settings.opencode_api_key:
             secrets_.append(self.settings.opencode_api_key.get_secret_value())
         lines = list(self.last_lines)
@@ -276,7 +292,8 @@ class OpenCodeSupervisor:
         self._stopping = True
         if self._process is not None:
             await self._terminate(self._process, grace)
-        self.llm_proxy.close()
+        if self._llm_proxy is not None:
+            self._llm_proxy.close()
 
     async def _terminate(self, process: subprocess.Popen[bytes], grace: float) -> None:
         """SIGTERM, then SIGKILL after `grace` seconds."""

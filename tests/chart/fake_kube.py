@@ -4,6 +4,7 @@ the chart's `lookup` sees what an earlier install left behind."""
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from http.server import ThreadingHTTPServer
@@ -52,6 +53,20 @@ class FakeKube:
             )
         )
         return path
+
+    def keep_release_secret(self, name: str, values: dict[str, str], namespace: str = "opencode") -> None:
+        """A Secret as release `gw`'s earlier install left it, holding `values`."""
+        self.secrets[(namespace, name)] = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {"app.kubernetes.io/managed-by": "Helm"},
+                "annotations": {"meta.helm.sh/release-name": "gw", "meta.helm.sh/release-namespace": namespace},
+            },
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in values.items()},
+        }
 
     def stop(self) -> None:
         self.server.shutdown()

@@ -125,7 +125,10 @@ def test_secrets_are_referenced_never_plain() -> None:
     for secret in ("sk-chart-secret-key", "bearer-chart-token", "oc-server-password"):
         assert secret not in rendered_env
     secret_doc = by_kind(docs, "Secret")
-    assert secret_doc["stringData"] == {
+    data = dict(secret_doc["stringData"])
+    link = data.pop("llm-proxy-token")  # generated: links the pod's two containers (test_split_pod.py)
+    assert len(link) >= 32 and link not in rendered_env
+    assert data == {
         "opencode-api-key": "sk-chart-secret-key",
         "mcp-bearer-token": "bearer-chart-token",
         "opencode-server-password": "oc-server-password",

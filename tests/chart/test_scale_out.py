@@ -98,7 +98,8 @@ def test_every_pod_knows_itself_its_peers_and_the_workers_by_stable_dns_names() 
     allowed = env_of(render(SCALED_EVERYTHING))["ALLOWED_HOSTS"]["value"].split(",")
     assert set(hosts) <= set(allowed) and "gw.apps.example.com" in allowed  # a peer may be addressed by name
     # The ports behind those names: the gateway's (8080) and this pod's OpenCode (4096).
-    ports = {p["name"]: p["containerPort"] for p in gateway(docs)["ports"]}
+    # (OpenCode's own container declares 4096: the port is the pod's, whichever container listens.)
+    ports = {p["name"]: p["containerPort"] for c in pod_of(docs)["spec"]["containers"] for p in c.get("ports", [])}
     assert ports == {"http": 8080, "opencode": 4096}
     assert {(p["port"], p["targetPort"]) for p in headless["spec"]["ports"]} == {(8080, "http"), (4096, "opencode")}
 
@@ -122,7 +123,8 @@ def resolved_env(docs: list[dict[str, Any]], pod: str) -> dict[str, str]:
 def test_the_gateway_accepts_the_environment_each_pod_gets(pod: int) -> None:
     """What the chart renders is a configuration the gateway starts with (its own validation)."""
     env = resolved_env(render(SCALED), f"{NAME}-{pod}")
-    settings = load_settings(_env_file=None, spawn_opencode=True, **{k.lower(): v for k, v in env.items()})
+    assert gateway(render(SCALED))["args"] == ["--no-spawn-opencode"]  # its OpenCode: the `opencode` container
+    settings = load_settings(_env_file=None, spawn_opencode=False, **{k.lower(): v for k, v in env.items()})
     assert settings.gateway_id == f"{NAME}-{pod}"
     assert list(settings.peer_map) == [f"{NAME}-0", f"{NAME}-1", f"{NAME}-2"]
     assert settings.request_state_key is not None and settings.opencode_password is not None

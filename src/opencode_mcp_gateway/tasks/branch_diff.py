@@ -32,6 +32,7 @@ def branch_diff(git: Git, tree: Tree, base: str, branch: str | None) -> list[dic
 
 
 def _diff(git: Git, command: list[str], at: dict[str, Any]) -> list[dict[str, Any]]:
+    command = [command[0], "--no-ext-diff", "--no-textconv", *command[1:]]  # no program the agent named
     names = git.check([*command, "--name-status", "-z"], **at).split("\0")
     counts = git.check([*command, "--numstat", "-z"], **at).split("\0")
     patch = git.check([*command, "-p", "--binary"], **at)

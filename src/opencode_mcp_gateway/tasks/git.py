@@ -6,6 +6,13 @@ transports the command needs. Credentials never travel in argv, in an environmen
 variable, or in a file: they are written into a pipe that only this one git process
 inherits, and a tiny credential helper (named by fd number in `-c credential.helper`)
 reads them from there. Whatever git prints is redacted before anyone sees it.
+
+The agent can write the repository's config (the cached clone is on the volume it works
+on) and the worktree's `.gitattributes`. Together they name programs git runs on its own:
+filter drivers (`git add`), diff drivers and textconv (`git diff`), merge drivers. Each
+command therefore first lists the config it will read and blanks every such driver, so
+no program an agent chose ever runs in the gateway (where the credentials are). Diffs also
+pass --no-ext-diff (docs/design.md, "The agent's boundary").
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from .workspace import WorkspaceError
 _PASSTHROUGH = ("PATH", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy")
 _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 _CREDENTIAL_COPIES = 4  # git asks once per process; spare copies for a retried request
+# Config keys that name a program git would run by itself (a blank value disables it).
+_DRIVER = re.compile(r"^(filter\..+\.(clean|smudge|process)|diff\..+\.(textconv|command)|merge\..+\.driver)$", re.S)
 
 
 class RepositoryError(WorkspaceError):
@@ -132,6 +141,7 @@ class Git:
         if work_tree:
             env["GIT_WORK_TREE"] = str(work_tree)
         env.update(extra_env or {})
+        env.update(self._blank_drivers(cwd, env))
         with _credential_pipe(credential) as fd:
             if fd is not None:
                 # Reads one `key=value` block per `get`; shell builtins only, so no secret in any argv.
@@ -155,6 +165,27 @@ class Git:
         if stopped:
             raise RepositoryError(stopped)
         return GitResult(proc.returncode, out, self.redact(err))
+
+    def _blank_drivers(self, cwd: Path | None, env: dict[str, str]) -> dict[str, str]:
+        """Config that blanks every driver program the repository's config names (reading
+        config runs nothing; includes are followed, as the command itself would). Passed as
+        GIT_CONFIG_KEY_<n>/GIT_CONFIG_VALUE_<n>, as strong as `-c` but never split at an
+        `=` a subsection name may hold."""
+        if cwd is None and "GIT_DIR" not in env:
+            return {}  # no repository yet (init, ls-remote)
+        listed = subprocess.run(
+            ["git", "config", "--list", "--name-only", "-z"],
+            cwd=cwd,
+            env=self.env(env),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        keys = sorted({key for key in listed.stdout.split("\0") if _DRIVER.match(key.lower())})
+        blanks = {f"GIT_CONFIG_KEY_{n}": key for n, key in enumerate(keys)}
+        blanks |= {f"GIT_CONFIG_VALUE_{n}": "" for n in range(len(keys))}
+        return {"GIT_CONFIG_COUNT": str(len(keys)), **blanks} if keys else {}
 
     def check(self, args: Sequence[str], **kwargs: object) -> str:
         """Output of a git command that must succeed (local plumbing: failure is a bug or a broken clone)."""

@@ -81,6 +81,8 @@ class Workspaces:
         self.settings = settings
         self.client = client
         self.root = Path(settings.workspaces_path)
+        # Resolved now: later, a link on the shared volume (the agent's to write) must not move it.
+        self._real_worktrees = os.path.join(os.path.realpath(self.root), "worktrees")
         self.git = Git(self.root / "home", secrets=self._secrets)
         self.repos = Repos(
             self.root,
@@ -189,6 +191,7 @@ class Workspaces:
             session = await self.client.get_session(session_id)  # another process may have settled it
             record = Record.of(session) or record
             assert record.branch
+            self._check_untampered(record)
             if record.tree.exists():
                 title = (session.title or "").removeprefix(f"{self.settings.session_title_prefix}: ")
                 author = self.settings.git_author
@@ -214,6 +217,7 @@ class Workspaces:
     async def diff(self, record: Record) -> list[dict[str, Any]]:
         if not await anyio.Path(record.git_dir).is_dir():
             return []
+        self._check_untampered(record)
         return await anyio.to_thread.run_sync(branch_diff, self.git, record.tree, record.base_commit, record.branch)
 
     # -- background work ----------------------------------------------------------------------------
@@ -269,6 +273,18 @@ class Workspaces:
         """Its worktree is under this gateway's WORKSPACES_DIR: gateways sharing that directory
         share its locks and settings; any other gateway on the same OpenCode leaves it alone."""
         return self._here(record) and os.path.isdir(record.git_dir)
+
+    def _check_untampered(self, record: Record) -> None:
+        """The record comes from session metadata (the agent holds OpenCode's password and can
+        rewrite it) and the worktree lives on the volume the agent writes: before the gateway
+        commits, diffs or pushes with its credentials, both must still be its own."""
+        tree = Path(record.directory)
+        if os.path.realpath(tree) != os.path.join(self._real_worktrees, tree.name):
+            raise RepositoryError(f"the task's worktree {tree} is no longer a directory of WORKSPACES_DIR (a link?)")
+        if record.remote:
+            check_repository(record.repository, self.settings.repository_allow_list)
+            if Path(record.git_dir) != self.repos.cache_for(record.repository):
+                raise RepositoryError(f"the task's record names a git directory that is not {record.repository}'s")
 
     def _here(self, record: Record) -> bool:
         return Path(record.directory).parent == self.root / "worktrees"
