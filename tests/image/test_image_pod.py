@@ -86,11 +86,16 @@ async def test_a_pod_of_two_containers_keeps_the_credentials_from_the_agent(tmp_
     def run(name: str, env: dict[str, str], *args: str, mounts: tuple[str, ...] = ()) -> None:
         flags = [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
         volumes = [arg for mount in (f"{workspace}:/workspace", *mounts) for arg in ("-v", mount)]
-        podman("run", "-d", "--pod", pod, "--name", f"{pod}-{name}", *LIMITS, *flags, *volumes, IMAGE, *args)
+        podman(
+            "run", "-d", "--pod", pod, "--name", f"{pod}-{name}", "--network", "host",
+            *LIMITS, *flags, *volumes, IMAGE, *args,
+        )  # fmt: skip
 
     # Host networking as the other image tests (the fake LLM and git server are on the host's
-    # loopback); the pod shares it between its containers, and no PID namespace (podman's default).
-    podman("pod", "create", "--name", pod, "--network", "host")
+    # loopback): both containers share it, as a Kubernetes pod's share its network, and neither
+    # PID nor mount namespaces. No infra container: here it cannot set its own rlimits (see
+    # containers.md), and with the host's network there is no namespace for it to hold.
+    podman("pod", "create", "--name", pod, "--infra=false")
     try:
         run("gateway", gateway_env, "--no-spawn-opencode", mounts=(f"{secrets_dir}:/etc/opencode-gateway/git:ro",))
         run("opencode", opencode_env, "opencode")
