@@ -182,10 +182,10 @@ async def test_replicas_commit_once_and_other_gateways_keep_out(
     """A replica on the same WORKSPACES_DIR races for every commit; a gateway with other
     settings (no credentials, its own directory) on the same OpenCode must not touch the task."""
     replica = Gateway(tmp_path / "replica", {k: v for k, v in ws_gateway.env.items() if k != "PORT"}).start()
-    bystander: Gateway = gateways.get(
-        REPOSITORY_ALLOWLIST=f"{setup.server.url}/", WORKSPACES_DIR=str(tmp_path / "elsewhere")
-    )
-    try:
+    try:  # the replica is stopped even if the bystander does not start
+        bystander: Gateway = gateways.get(
+            REPOSITORY_ALLOWLIST=f"{setup.server.url}/", WORKSPACES_DIR=str(tmp_path / "elsewhere")
+        )
         for _ in range(3):
             prompt = script(write("raced.txt", "once\n"), {"text": "ok"})
             done = await run(ws_gateway, prompt=prompt, repository=setup.repo(), push=True)
