@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.fake_llm import FakeLLM
-from tests.support.procs import Gateway, OpenCodeServer
+from tests.support.procs import Gateway, OpenCodeServer, stop_leftovers
 
 
 @pytest.fixture
@@ -59,3 +59,8 @@ class GatewayPool:
 @pytest.fixture(scope="session")
 def gateway(gateways: GatewayPool) -> Gateway:
     return gateways.get()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No gateway or OpenCode outlives the test run, whatever a failing test left behind."""
+    stop_leftovers()

@@ -95,16 +95,22 @@ class OpenCodeServer:
 
     def start(self, timeout: float = 60, health_auth: tuple[str, str] | None = None) -> OpenCodeServer:
         with open(self.root / "opencode.log", "ab") as log:  # the child keeps its own copy of the file
-            self.proc = subprocess.Popen(
-                [opencode_binary(), "serve", "--hostname", "127.0.0.1", "--port", str(self.port)],
-                cwd=self.workspace,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+            self.proc = tracked(
+                subprocess.Popen(
+                    [opencode_binary(), "serve", "--hostname", "127.0.0.1", "--port", str(self.port)],
+                    cwd=self.workspace,
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
             )
         deadline = time.monotonic() + timeout
-        wait_for_line(self.proc, self.root / "opencode.log", b"listening on", timeout, what="opencode serve")
-        wait_http(f"{self.url}/global/health", timeout=deadline - time.monotonic(), auth=health_auth)
+        try:
+            wait_for_line(self.proc, self.root / "opencode.log", b"listening on", timeout, what="opencode serve")
+            wait_http(f"{self.url}/global/health", timeout=deadline - time.monotonic(), auth=health_auth)
+        except BaseException:
+            stop_process(self.proc)  # a server that did not come up is not left running
+            raise
         return self
 
     def stop(self) -> None:
@@ -142,10 +148,16 @@ class Gateway:
         script = Path(sys.executable).with_name("opencode-mcp-gateway")
         command = [str(script)] if script.exists() else [sys.executable, "-m", "opencode_mcp_gateway"]
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the file
-            self.proc = subprocess.Popen(
-                [*command, *self.args], env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.root
+            self.proc = tracked(
+                subprocess.Popen(
+                    [*command, *self.args], env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.root
+                )
             )
-        wait_http(f"{self.url}/healthz", timeout=timeout, proc=self.proc, log=self.log_path)
+        try:
+            wait_http(f"{self.url}/healthz", timeout=timeout, proc=self.proc, log=self.log_path)
+        except BaseException:
+            stop_process(self.proc)  # a gateway that did not come up is not left running
+            raise
         return self
 
     def logs(self) -> str:
@@ -184,6 +196,23 @@ def wait_for_line(
         if proc.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"{what} did not start: {log.read_text(errors='replace')[-2000:]}")
         time.sleep(0.05)
+
+
+_STARTED: list[subprocess.Popen[bytes]] = []  # every server the tests started, to stop any left over
+
+
+def tracked(proc: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+    _STARTED.append(proc)
+    return proc
+
+
+def stop_leftovers() -> int:
+    """Stops what a failed test left running (its cleanup never ran); returns how many."""
+    left = [p for p in _STARTED if p.poll() is None]
+    for proc in left:
+        stop_process(proc, timeout=5)
+    _STARTED.clear()
+    return len(left)
 
 
 def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 10) -> None:
