@@ -67,6 +67,7 @@ def serve(settings: Settings) -> None:
     from . import logs, tracing
     from .http_server import GatewayServer
     from .opencode import redact_url
+    from .peers import KEEP_ALIVE_SECONDS
 
     logs.configure(settings.log_level, settings.log_format)
     if not settings.allowed_host_list and not settings.binds_loopback:
@@ -105,6 +106,7 @@ def serve(settings: Settings) -> None:
         port=settings.port,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,  # peers.py relays on pooled connections younger than this
         lifespan="on",
         log_config=None,  # uvicorn's records go to the root handler (JSON with LOG_FORMAT=json)
     )
