@@ -111,6 +111,11 @@ def serve(settings: Settings) -> None:
         log_config=None,  # uvicorn's records go to the root handler (JSON with LOG_FORMAT=json)
     )
     try:
-        GatewayServer(config, on_exit=lambda: setattr(app.state.service, "shutting_down", True)).run()
+        GatewayServer(
+            config,
+            on_exit=lambda: setattr(app.state.service, "shutting_down", True),
+            drain_seconds=settings.shutdown_drain_seconds,
+            on_drain=app.state.drain.start,
+        ).run()
     finally:
         stop_tracing()  # sends the spans still buffered
