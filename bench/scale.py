@@ -205,7 +205,20 @@ class ScaleBench:
             async with anyio.create_task_group() as tg:
                 for k in range(clients):
                     tg.start_soon(client, k)
+        # Every 404 "Session not found" a replica answered, by who and why (peers.py logs each).
+        not_found = Counter(
+            line.split("answering 404 Session not found: ", 1)[1].split(" (", 1)[0]
+            for g in cluster.gateways
+            for line in g.logs().splitlines()
+            if "answering 404 Session not found: " in line
+        ) + Counter(
+            "the SDK does not hold the session"
+            for g in cluster.gateways
+            for line in g.logs().splitlines()
+            if "does not hold it" in line
+        )
         return {
+            "not_found": dict(not_found),
             "tasks": count,
             "completed": statuses["completed"],
             "statuses": dict(statuses),
@@ -261,7 +274,9 @@ def render(r: dict[str, Any]) -> list[str]:
         f"{t['tasks']} concurrent `run_coding_task_async` tasks (each a write and an answer, then followed with "
         f"`get_task_status` until they end) over 3 gateways and 2 workers, from 10 clients: {t['completed']} "
         f"completed (statuses {t['statuses']}), {t['errors']} errors{' (' + failures + ')' if failures else ''}, "
-        f"{t['seconds']:.0f} s in all; placement put {spread}.",
+        f"{t['seconds']:.0f} s in all; placement put {spread}. Replicas answered "
+        f"{sum(t.get('not_found', {}).values())} `Session not found` (404) in all"
+        f"{': ' + str(t['not_found']) if t.get('not_found') else ''}.",
         "",
     ]
     return lines

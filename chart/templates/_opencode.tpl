@@ -47,9 +47,11 @@ processes either. See docs/design.md, "The agent's boundary". Lines indented for
             {{- end }}
           {{- if $scaleOut }}
           lifecycle:
-            # The pod's workers keep serving the peers as long as its gateway does (see the gateway's).
+            # OpenCode keeps serving while its gateway drains (SHUTDOWN_DRAIN_SECONDS: its running
+            # tasks, their reads and follow-ups): a preStop here hides nothing from the gateway,
+            # which gets its SIGTERM at once and leaves placement.
             preStop:
-              exec: {command: [sleep, {{ .Values.preStopSleepSeconds | quote }}]}
+              exec: {command: [sleep, {{ .Values.drainSeconds | toString | quote }}]}
           {{- end }}
           resources:
             {{- toYaml .Values.opencodeResources | nindent 12 }}

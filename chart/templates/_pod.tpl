@@ -113,14 +113,6 @@ StatefulSet (several: each pod is also one worker of the pool). Its lines are in
               value: {{ .value | toString | quote }}  {{/* --set makes 5 a number; env wants a string */}}
               {{- end }}
             {{- end }}
-          {{- if $scaleOut }}
-          lifecycle:
-            # Deleting the pod takes it out of the Services' endpoints at once; the sleep keeps it
-            # serving until the router and the peers have noticed, then SIGTERM stops the gateway
-            # (5 s for open streams) and its OpenCode (up to 10 s).
-            preStop:
-              exec: {command: [sleep, {{ .Values.preStopSleepSeconds | quote }}]}
-          {{- end }}
           startupProbe:
             httpGet: {path: /readyz, port: http}
             periodSeconds: {{ .Values.probes.startup.periodSeconds }}

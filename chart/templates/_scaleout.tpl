@@ -44,6 +44,11 @@ listen, and the secrets they share (from the Secret, never in plain env). */}}
 - {name: OPENCODE_WORKER_URL_TEMPLATE, value: {{ printf "http://%s:4096" (include "ocgw.podHost" (list . "{i}")) | quote }}}
 - {name: OPENCODE_WORKER_COUNT, value: {{ .Values.replicaCount | toString | quote }}}
 - {name: OPENCODE_LISTEN_HOST, value: {{ .Values.workers.listenHost | quote }}}
+{{- /* Stopping: SIGTERM comes to the gateway at once (no preStop hook in its container); it turns
+not ready, so every replica stops placing on this pod's worker, and keeps serving this long,
+then stops itself (5 s for open streams). The OpenCode container sleeps as long in its preStop,
+then stops OpenCode (up to 10 s). */}}
+- {name: SHUTDOWN_DRAIN_SECONDS, value: {{ .Values.drainSeconds | toString | quote }}}
 {{- end -}}
 
 {{/* A secret value of this release's Secret: the one it already holds (so `helm upgrade` keeps
@@ -62,8 +67,8 @@ it), else a new random one. Argument: (list $ key). */}}
 {{- if .Values.persistence.existingClaim -}}
 {{- fail (printf "persistence.existingClaim cannot serve %v replicas: each pod's OpenCode needs its own volume (to keep a one-replica release's volume as worker 0's, see persistence.worker0VolumeName in the README)" .Values.replicaCount) -}}
 {{- end -}}
-{{- if lt (int .Values.terminationGracePeriodSeconds) (add (int .Values.preStopSleepSeconds) 15) -}}
-{{- fail (printf "terminationGracePeriodSeconds (%v) must be at least preStopSleepSeconds (%v) + 15: after the sleep the gateway needs up to 15 s to stop itself and its OpenCode" .Values.terminationGracePeriodSeconds .Values.preStopSleepSeconds) -}}
+{{- if lt (int .Values.terminationGracePeriodSeconds) (add (int .Values.drainSeconds) 15) -}}
+{{- fail (printf "terminationGracePeriodSeconds (%v) must be at least drainSeconds (%v) + 15: after draining the gateway needs up to 15 s to stop itself and its OpenCode" .Values.terminationGracePeriodSeconds .Values.drainSeconds) -}}
 {{- end -}}
 {{- else if .Values.persistence.worker0VolumeName -}}
 {{- fail (printf "persistence.worker0VolumeName only applies with replicaCount > 1 (to go back to one replica on worker 0's volume, set persistence.existingClaim=data-%s-0)" $set) -}}

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 import httpx2
@@ -17,6 +20,7 @@ from starlette.routing import Mount, Route
 from . import metrics
 from .auth import build_authenticator, metadata_routes
 from .config import Settings
+from .drain import Drain, HostWatch
 from .http_guard import LOCAL_NAMES, GatewayGuard, HostRules, OriginRules
 from .llm_proxy import LLMProxy
 from .logs import RequestIds
@@ -92,6 +96,10 @@ def create_app(
     peers = settings.peer_map
     # Outside the quota: it counts the SDK's own session ids; the router names them per replica.
     router = SessionRouter(quota, gateway_id=settings.gateway_id, peers=peers) if peers else None
+    # A stopping replica's worker leaves placement everywhere (drain.py).
+    drain = Drain(settings.gateway_id)
+    hosts = settings.worker_hosts
+    watch = HostWatch(hosts, {w.name: w.load for w in workers}, drain, peers) if hosts else None
 
     async def healthz(_: Request) -> JSONResponse:
         opencode, health = await service.health(timeout=2.0)
@@ -104,9 +112,17 @@ def create_app(
             }
         )
 
+    checked: list[Any] = [-math.inf, None]  # when /readyz last asked the workers, and their answer
+    fresh_for = 1.0 if peers else 0.0  # each peer asks every second: one health check serves them all
+
     async def readyz(_: Request) -> PlainTextResponse:
-        """Ready while at least one worker answers: tasks of a worker that is down say so."""
-        opencode, health = await service.health(timeout=2.0)
+        """Ready while at least one worker answers (tasks of a worker that is down say so) and
+        the replica is not stopping. The other replicas ask it too: their placement follows it."""
+        if not drain.accepting:
+            return PlainTextResponse("not ready: stopping (out of placement, still serving)", status_code=503)
+        if time.monotonic() - checked[0] >= fresh_for:
+            checked[:] = [time.monotonic(), await service.health(timeout=2.0)]
+        opencode, health = checked[1]
         for worker in health:
             metrics.OPENCODE_UP.labels(worker.name).set(1 if worker.healthy else 0)
         if opencode.healthy:
@@ -125,6 +141,8 @@ def create_app(
                 tg.start_soon(llm_proxy.serve)
             for worker in workers:
                 tg.start_soon(worker.run)
+            if watch is not None:
+                tg.start_soon(watch.run)
             try:
                 async with mcp.session_manager.run():
                     yield
@@ -143,6 +161,8 @@ def create_app(
             await authenticator.aclose()
             if router is not None:
                 await router.aclose()
+            if watch is not None:
+                await watch.aclose()
 
     app = Starlette(
         routes=[
@@ -161,4 +181,5 @@ def create_app(
     app.add_middleware(RequestIds)  # outermost: even a refused request's log line has an id
     app.state.service = service
     app.state.supervisor = supervisor
+    app.state.drain = drain
     return app

@@ -89,6 +89,7 @@ def serve(settings: Settings) -> None:
     from . import logs, tracing
     from .http_server import GatewayServer
     from .opencode import redact_url
+    from .peers import KEEP_ALIVE_SECONDS
 
     logs.configure(settings.log_level, settings.log_format)
     if not settings.allowed_host_list and not settings.binds_loopback:
@@ -133,10 +134,16 @@ def serve(settings: Settings) -> None:
         port=settings.port,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,  # peers.py relays on pooled connections younger than this
         lifespan="on",
         log_config=None,  # uvicorn's records go to the root handler (JSON with LOG_FORMAT=json)
     )
     try:
-        GatewayServer(config, on_exit=lambda: setattr(app.state.service, "shutting_down", True)).run()
+        GatewayServer(
+            config,
+            on_exit=lambda: setattr(app.state.service, "shutting_down", True),
+            drain_seconds=settings.shutdown_drain_seconds,
+            on_drain=app.state.drain.start,
+        ).run()
     finally:
         stop_tracing()  # sends the spans still buffered

@@ -136,6 +136,9 @@ class Settings(BaseSettings):
     opencode_worker_count: int | None = Field(None, ge=1, le=1000)
     worker_max_tasks: int | None = Field(None, ge=1, le=100_000)
     schedule_wait_seconds: float = Field(30.0, ge=0, le=3600)
+    # Stopping (see drain.py): which replica hosts which worker, and how long a stopping one drains.
+    worker_gateways: str = ""
+    shutdown_drain_seconds: float = Field(0.0, ge=0, le=86_400)
 
     @model_validator(mode="after")
     def _one_worker_pool(self) -> Settings:
@@ -158,6 +161,22 @@ class Settings(BaseSettings):
                 "with --spawn-opencode and a pool, this pod's OpenCode is one of the workers: set "
                 "OPENCODE_LISTEN_HOST (e.g. 0.0.0.0) so the other gateways reach it"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _hosts_are_known(self) -> Settings:
+        if not self.worker_gateways.strip():
+            return self
+        try:
+            hosts = self.worker_hosts
+        except ValueError as exc:
+            raise ValueError(f"WORKER_GATEWAYS: {exc}") from None
+        workers, peers = self.worker_urls, self.peer_map
+        for worker, gateway in hosts.items():
+            if worker not in workers:
+                raise ValueError(f"WORKER_GATEWAYS names worker {worker[:20]!r}, which is not one of the workers")
+            if gateway not in peers:
+                raise ValueError(f"WORKER_GATEWAYS names gateway {gateway[:64]!r}, which is not one of GATEWAY_PEERS")
         return self
 
     @field_validator("mcp_path")
@@ -318,6 +337,17 @@ class Settings(BaseSettings):
         if template and count:
             return expand_template(template, count)
         return parse_workers(self.opencode_workers) or {"w0": self.opencode_base_url}
+
+    @property
+    def worker_hosts(self) -> dict[str, str]:
+        """Worker name → the GATEWAY_PEERS name of the replica that hosts it (its pod's gateway)."""
+        from .workers import hosts_by_ordinal, parse_worker_gateways
+
+        if self.worker_gateways.strip():
+            return parse_worker_gateways(self.worker_gateways)
+        if self.opencode_worker_url_template and self.peer_map:
+            return hosts_by_ordinal(self.worker_urls, self.peer_map)
+        return {}
 
     @property
     def worker_task_limit(self) -> int | None:

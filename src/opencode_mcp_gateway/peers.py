@@ -12,7 +12,12 @@ the GET stream, DELETE — land on any replica. So:
   peer's (possibly streamed) answer is relayed back unchanged. Only configured peers are
   ever contacted, never an address taken from a request.
 * A peer that is gone, or a name nobody knows, answers 404 "Session not found", which
-  tells a client to initialize again (its tasks live in OpenCode and stay readable).
+  tells a client to initialize again (its tasks live in OpenCode and stay readable). Every
+  such 404 says who answered it and why, in a log line and in `X-Ocgw-Not-Found`.
+* Relayed requests reuse pooled connections only while the peer surely keeps them open:
+  a peer's uvicorn closes a connection idle for KEEP_ALIVE_SECONDS, and a request sent on
+  it at that moment is dropped unanswered, which used to reach the client as a 404 for a
+  session that was alive (2 of 200 calls under load, docs/benchmarks.md).
 
 Protocol 2026-07-28 has no sessions; its requests pass straight through.
 """
@@ -35,6 +40,10 @@ _HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade"}
 )
 SEPARATOR = "."
+NOT_FOUND_HEADER = b"x-ocgw-not-found"  # why a 404 "Session not found" was answered, and by whom
+# The gateway's HTTP keep-alive (uvicorn's `timeout_keep_alive`, set from here in cli.py). The
+# relay keeps a pooled connection half as long: dropped by us well before the peer may close it.
+KEEP_ALIVE_SECONDS = 5
 
 
 class SessionRouter:
@@ -45,6 +54,7 @@ class SessionRouter:
         gateway_id: str,
         peers: Mapping[str, str],
         transport: httpx2.AsyncBaseTransport | None = None,
+        peer_keep_alive: float = KEEP_ALIVE_SECONDS,
     ) -> None:
         self.app = app
         self.gateway_id = gateway_id
@@ -53,7 +63,9 @@ class SessionRouter:
         # no read timeout, the client's own idle timeout governs.
         self._http = httpx2.AsyncClient(
             timeout=httpx2.Timeout(10.0, read=None),
-            limits=httpx2.Limits(max_connections=500, max_keepalive_connections=50),
+            limits=httpx2.Limits(
+                max_connections=500, max_keepalive_connections=50, keepalive_expiry=peer_keep_alive / 2
+            ),
             transport=transport,
         )
 
@@ -70,23 +82,34 @@ class SessionRouter:
             return
         owner, _, bare = given.partition(SEPARATOR)
         if owner == self.gateway_id and bare:
-            await self.app(_scoped(scope, bare), receive, self._stamping(send))
+            await self.app(_scoped(scope, bare), receive, self._stamping(send, bare))
         elif owner in self.peers and bare and _header(scope, FORWARDED_HEADER) is None:
             await self._forward(owner, scope, receive, send)
+        elif owner in self.peers and bare:
+            await self._not_found(send, f"a relayed request names peer {owner}, not this replica (no second relay)")
         else:
-            # Not ours, not a peer's (or a loop): the session cannot be found here.
-            await _not_found(send)
+            await self._not_found(send, f"the session id names no configured replica ({owner[:64]!r})")
 
-    def _stamping(self, send: Send) -> Send:
-        """Session ids this replica hands out carry its name."""
+    def _stamping(self, send: Send, session: str | None = None) -> Send:
+        """Session ids this replica hands out carry its name; the SDK's own 404 for a
+        `session` it does not hold is logged, so that every 404 says where it came from."""
 
         async def stamped(message: Message) -> None:
             if message["type"] == "http.response.start":
+                if session is not None and message["status"] == 404:
+                    log.warning(
+                        "session %s.%s: this replica's MCP server does not hold it (closed, expired or "
+                        "ended): answering 404",
+                        self.gateway_id,
+                        session[:64],
+                    )
                 headers = []
                 for key, value in message.get("headers", []):
                     if key.lower() == SESSION_HEADER:
                         value = f"{self.gateway_id}{SEPARATOR}".encode() + value
                     headers.append((key, value))
+                if session is not None and message["status"] == 404:
+                    headers.append((NOT_FOUND_HEADER, f"{self.gateway_id}: sdk".encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -112,8 +135,9 @@ class SessionRouter:
         try:
             response = await self._http.send(request, stream=True)
         except httpx2.HTTPError as exc:
-            log.warning("peer %s holding a session is unreachable (%s): answering 404", owner, type(exc).__name__)
-            await _not_found(send)
+            await self._not_found(
+                send, f"peer {owner} holding the session did not answer ({type(exc).__name__}: {exc})"
+            )
             return
         try:
             relayed = [(k, v) for k, v in response.headers.raw if k.lower() not in _HOP_BY_HOP]
@@ -132,6 +156,17 @@ class SessionRouter:
         finally:
             with anyio.CancelScope(shield=True):
                 await response.aclose()
+
+    async def _not_found(self, send: Send, why: str) -> None:
+        log.warning("answering 404 Session not found: %s", why)
+        body = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Session not found"}}'
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (NOT_FOUND_HEADER, " ".join(f"{self.gateway_id}: {why}".split())[:300].encode("ascii", "replace")),
+        ]
+        await send({"type": "http.response.start", "status": 404, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
@@ -153,13 +188,6 @@ def _scoped(scope: Scope, session_id: str | None) -> Scope:
     if session_id is not None:
         headers.append((SESSION_HEADER, session_id.encode("latin-1")))
     return {**scope, "headers": headers}
-
-
-async def _not_found(send: Send) -> None:
-    body = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Session not found"}}'
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 404, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 def parse_peers(value: str) -> dict[str, str]:

@@ -9,12 +9,17 @@ Two forms (docs/design.md, "A pool of OpenCode workers"):
   worker pod that comes back with another address is found.
 
 Neither set: `OPENCODE_BASE_URL` is the single worker `w0`, exactly as before the pool.
+
+Which gateway replica hosts which worker (its pod's, docs/design.md "Stopping a pod"): in
+the chart's form `w<i>` is paired with the peer named `…-<i>`; `WORKER_GATEWAYS=w0=g0,…`
+says it explicitly. A worker with no host is judged by its own health alone.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 WORKER_NAME = re.compile(r"^w(?:0|[1-9][0-9]{0,3})$")
@@ -34,17 +39,25 @@ def _check_url(name: str, url: str) -> str:
     return url.rstrip("/")
 
 
+def _pairs(value: str, example: str) -> dict[str, str]:
+    """`a=b,c=d` → {"a": "b", "c": "d"}; each name once; raises ValueError."""
+    pairs: dict[str, str] = {}
+    for n, item in enumerate(filter(None, (part.strip() for part in value.split(","))), start=1):
+        name, eq, other = (p.strip() for p in item.partition("="))
+        if not eq or not name or not other:
+            raise ValueError(f"each entry must be {example} (entry {n} is not)")
+        if name in pairs:
+            raise ValueError(f"worker {name[:20]} is named twice")
+        pairs[name] = other
+    return pairs
+
+
 def parse_workers(value: str) -> dict[str, str]:
     """`w0=http://host:port,w1=…` → {"w0": "http://host:port", …}; raises ValueError."""
-    workers: dict[str, str] = {}
-    for n, item in enumerate(filter(None, (part.strip() for part in value.split(","))), start=1):
-        name, eq, url = (p.strip() for p in item.partition("="))
-        if not eq or not name or not url:
-            raise ValueError(f"each entry must be name=url, such as w0=http://10.0.0.5:4096 (entry {n} is not)")
+    workers = _pairs(value, "name=url, such as w0=http://10.0.0.5:4096")
+    for name, url in workers.items():
         if not WORKER_NAME.match(name):
             raise ValueError(f"worker names are w followed by a number, such as w0 or w12 (got {name[:20]!r})")
-        if name in workers:
-            raise ValueError(f"worker {name} is named twice")
         workers[name] = _check_url(name, url)
     return workers
 
@@ -63,3 +76,15 @@ def default_max_tasks() -> int:
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
     return max(TASKS_PER_CPU, TASKS_PER_CPU * cpus)
+
+
+def parse_worker_gateways(value: str) -> dict[str, str]:
+    """`w0=g0,w1=g1` (WORKER_GATEWAYS) → {"w0": "g0", …}: which gateway replica hosts each worker."""
+    return _pairs(value, "worker=gateway, such as w0=g0")
+
+
+def hosts_by_ordinal(workers: Iterable[str], peers: Iterable[str]) -> dict[str, str]:
+    """The chart's pairing: worker `w<i>` runs in the pod whose name (its GATEWAY_ID, a peer
+    name) ends in `-<i>`, the StatefulSet's ordinal. Workers with no such peer are left out."""
+    by_ordinal = {name.rpartition("-")[2]: name for name in peers if "-" in name}
+    return {w: by_ordinal[w[1:]] for w in workers if w[1:] in by_ordinal}

@@ -27,6 +27,7 @@ SCALE_OUT_ENV = (
     "OPENCODE_WORKER_URL_TEMPLATE",
     "OPENCODE_WORKER_COUNT",
     "OPENCODE_LISTEN_HOST",
+    "SHUTDOWN_DRAIN_SECONDS",
 )
 NAME = "gw-opencode-mcp-gateway"
 
@@ -199,11 +200,24 @@ def test_a_disruption_budget_lets_one_pod_go_at_a_time() -> None:
     assert not [d for d in render(EXAMPLE) if d["kind"] == "PodDisruptionBudget"]  # as before: opt-in for one
 
 
-def test_a_stopping_pod_leaves_the_balancer_before_the_gateway_stops() -> None:
+def test_a_stopping_pod_leaves_placement_and_the_balancer_before_the_gateway_stops() -> None:
     docs = render(SCALED)
     c = gateway(docs)
-    assert c["lifecycle"]["preStop"] == {"exec": {"command": ["sleep", "10"]}}
+    # SIGTERM reaches the gateway at once (no preStop hook that would hide the pod's stopping
+    # from it): its /readyz fails, the peers stop placing on its worker, and it drains 10 s.
+    assert "lifecycle" not in c
+    env = env_of(docs)
+    assert env["SHUTDOWN_DRAIN_SECONDS"]["value"] == "10"
     assert pod_of(docs)["spec"]["terminationGracePeriodSeconds"] >= 10 + 15
+    # worker w<i> is pod <i>'s: the gateways pair them by the pod ordinal in GATEWAY_PEERS
+    peers = [p.split("=")[0] for p in env["GATEWAY_PEERS"]["value"].split(",")]
+    assert [p.rpartition("-")[2] for p in peers] == ["0", "1", "2"] and "{i}" in env["OPENCODE_WORKER_URL_TEMPLATE"][
+        "value"
+    ]
+    assert "WORKER_GATEWAYS" not in env  # the chart's form needs no explicit pairing
+    longer = render({**SCALED, "drainSeconds": "300", "terminationGracePeriodSeconds": "330"})
+    assert env_of(longer)["SHUTDOWN_DRAIN_SECONDS"]["value"] == "300"
+    assert pod_of(longer)["spec"]["terminationGracePeriodSeconds"] == 330
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"  # OpenCode down: out of the Services
     spread = pod_of(docs)["spec"]["topologySpreadConstraints"][0]
     assert spread["topologyKey"] == "kubernetes.io/hostname" and spread["whenUnsatisfiable"] == "ScheduleAnyway"

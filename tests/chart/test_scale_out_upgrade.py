@@ -81,7 +81,7 @@ def test_a_one_replica_releases_volume_becomes_worker_0s() -> None:
     [
         ({**SCALED, "persistence.existingClaim": "old"}, "persistence.existingClaim cannot serve 3 replicas"),
         ({**EXAMPLE, "persistence.worker0VolumeName": "pv-1"}, f"persistence.existingClaim=data-{NAME}-0"),
-        ({**SCALED, "terminationGracePeriodSeconds": "20"}, "must be at least preStopSleepSeconds (10) + 15"),
+        ({**SCALED, "terminationGracePeriodSeconds": "20"}, "must be at least drainSeconds (10) + 15"),
         ({**SCALED, "workers.maxTasks": "-1"}, "maxTasks"),
         ({**SCALED, "persistence.worker0VolumeName": "Not A Name"}, "worker0VolumeName"),
     ],
@@ -116,7 +116,7 @@ def test_one_pod_template_serves_both_workloads() -> None:
     """Everything a single pod has, each replica has too: only the scale-out parts differ."""
     single, scaled = pod_of(render(EVERYTHING), "Deployment"), pod_of(render(SCALED_EVERYTHING))
     one, many = single["spec"]["containers"][0], scaled["spec"]["containers"][0]
-    assert set(one) | {"lifecycle"} == set(many)
+    assert set(one) == set(many)
     for field in ("image", "args", "startupProbe", "livenessProbe", "readinessProbe", "resources", "securityContext"):
         assert one[field] == many[field], field
     differ = ("OPENCODE_PASSWORD", "ALLOWED_HOSTS")  # required, and the pods' own names added

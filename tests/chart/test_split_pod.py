@@ -139,9 +139,12 @@ def test_opencode_alone_would_refuse_a_secret_given_through_extra_env() -> None:
     assert {e["name"] for e in both["gateway"]["env"]} >= {"MODEL_COST_INPUT_PER_MTOK", "SOME_TOKEN"}
 
 
-def test_a_stopping_worker_serves_its_peers_as_long_as_its_gateway() -> None:
-    many = containers(render(MANY), "StatefulSet")
-    assert many["opencode"]["lifecycle"] == many["gateway"]["lifecycle"]
+def test_a_stopping_worker_serves_its_peers_as_long_as_its_gateway_drains() -> None:
+    many = containers(render({**MANY, "drainSeconds": 42, "terminationGracePeriodSeconds": 60}), "StatefulSet")
+    gateway_env = {e["name"]: e.get("value") for e in many["gateway"]["env"]}
+    # The gateway hears SIGTERM at once and drains; OpenCode sleeps through the same drain.
+    assert "lifecycle" not in many["gateway"] and gateway_env["SHUTDOWN_DRAIN_SECONDS"] == "42"
+    assert many["opencode"]["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "42"]
     assert [p["containerPort"] for p in many["opencode"]["ports"]] == [4096]
     one = containers(render(ONE), "Deployment")
     assert "ports" not in one["opencode"] and "lifecycle" not in one["opencode"]

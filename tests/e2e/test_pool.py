@@ -5,6 +5,7 @@ a worker killed and restarted, and task ids from before the pool still meaning `
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -278,3 +279,41 @@ async def test_a_worker_killed_and_restarted(trio: Replicas, pool: Pool) -> None
                 await anyio.sleep(0.5)
         again = data(back)
         assert again["status"] == "completed" and again["result"] == on_w1["result"]
+
+
+async def test_a_stopping_replicas_worker_takes_no_new_task_but_serves_its_own(pool: Pool) -> None:
+    """g1 hosts w1 (as a pod of the chart hosts its worker). Once g1 gets SIGTERM, every
+    replica places new tasks on w0 only, while w1's running task stays readable and can be
+    followed up, and g1 itself keeps answering through the balancer while it drains."""
+    replicas = pool.replicas("drain", WORKER_GATEWAYS="w0=g0,w1=g1", SHUTDOWN_DRAIN_SECONDS="120", WORKER_MAX_TASKS="8")
+    try:
+        async with connect(replicas.mcp_url, "2026") as c:
+            running: dict[str, str] = {}
+            for n in range(6):  # a long task on each worker: the least loaded takes the next
+                prompt = script({"text": f"long {n}", "hang": 12})
+                started = data(await c.call_tool("run_coding_task_async", {"prompt": prompt}))
+                running.setdefault(worker_of(started["task_id"]), started["task_id"])
+                if len(running) == 2:
+                    break
+                await anyio.sleep(1.0)
+            assert set(running) == {"w0", "w1"}, running
+            g1 = replicas.gateways[1]
+            assert g1.proc is not None
+            g1.proc.send_signal(signal.SIGTERM)
+            ready = httpx2.get(g1.url + "/readyz", timeout=5)
+            assert ready.status_code == 503 and "stopping" in ready.text, ready.text
+            await anyio.sleep(1.5)  # every replica has asked g1's /readyz since
+            placed = []
+            for n in range(6):  # w0 holds one task and w1 one: w1 would take half of them
+                new = data(await c.call_tool("run_coding_task_async", {"prompt": script({"text": f"new {n}"})}))
+                placed.append(worker_of(new["task_id"]))
+            assert placed == ["w0"] * 6, placed
+            assert g1.proc.poll() is None  # still serving: a third of these calls went through it
+            done = data(await c.call_tool("get_task_status", {"task_id": running["w1"], "wait_seconds": 60}))
+            assert done["status"] == "completed" and done["result"].startswith("long "), done
+            follow = data(
+                await c.call_tool("run_coding_task", {"prompt": script({"text": "again"}), "task_id": running["w1"]})
+            )
+            assert worker_of(follow["task_id"]) == "w1" and follow["result"] == "again", follow
+    finally:
+        replicas.stop()  # a second SIGTERM ends g1's drain at once

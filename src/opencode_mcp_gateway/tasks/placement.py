@@ -10,6 +10,9 @@ the limit by a task or two: the limit bounds load, it is not a lock.
 
 When every ready worker is full, a call waits up to SCHEDULE_WAIT_SECONDS for a slot
 (blocking calls say so in a progress message) and then fails with a retryable error.
+
+A worker whose hosting gateway replica is stopping (`host`, drain.py) gets no new task,
+while follow-ups of its tasks still go to it as long as it answers.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 
@@ -37,8 +40,19 @@ class PoolFull(TaskError):
     """Every worker is at WORKER_MAX_TASKS (or none answers): try again later."""
 
 
+class Host(Protocol):
+    """The gateway replica a worker runs next to (its pod's): while it stops, no new tasks."""
+
+    name: str
+
+    @property
+    def accepting(self) -> bool: ...
+
+
 class WorkerLoad:
     """One worker's running tasks, from its event stream."""
+
+    host: Host | None = None  # None: judged by its own event stream alone
 
     def __init__(self, name: str, hub: EventHub, client: OpenCodeClient, directories: Sequence[str | None]) -> None:
         self.name = name
@@ -135,19 +149,21 @@ class Placement:
         self.max_tasks = max_tasks
         self.wait_seconds = wait_seconds
 
-    def _room(self, load: WorkerLoad) -> bool:
+    def _room(self, load: WorkerLoad, *, new: bool) -> bool:
+        if new and _stopping(load):
+            return False  # its pod stops: only its own tasks' follow-ups still go there
         return load.ready and (self.max_tasks is None or load.running < self.max_tasks)
 
     async def acquire(self, only: WorkerLoad | None = None, report: Reporter | None = None) -> WorkerLoad:
         """A worker with room for one more task (`only`: that worker, for a follow-up), reserved
         for the caller, who calls `release` on it if no task starts after all."""
-        candidates = [only] if only is not None else self.loads
+        candidates, new = ([only], False) if only is not None else (self.loads, True)
         if len(self.loads) == 1 and self.max_tasks is None:
             return self.loads[0]  # one OpenCode, no limit: as before the pool, even while it is down
         deadline = time.monotonic() + self.wait_seconds
         told = False
         while True:
-            free = [load for load in candidates if self._room(load)]
+            free = [load for load in candidates if self._room(load, new=new)]
             if free:
                 least = min(load.running for load in free)
                 chosen = random.choice([load for load in free if load.running == least])  # noqa: S311 - replicas spread ties
@@ -155,18 +171,27 @@ class Placement:
                 return chosen
             left = deadline - time.monotonic()
             if left <= 0:
-                raise PoolFull(self._why(candidates))
+                raise PoolFull(self._why(candidates, new=new))
             if report is not None and not told:
                 told = True
-                await report(f"{self._why(candidates, waiting=True)}: waiting up to {left:.0f}s for a free slot")
+                await report(
+                    f"{self._why(candidates, new=new, waiting=True)}: waiting up to {left:.0f}s for a free slot"
+                )
             with anyio.move_on_after(min(left, 1.0)):  # readiness has no event: look again each second
                 await _first(load.changed for load in candidates)
 
-    def _why(self, candidates: Sequence[WorkerLoad], *, waiting: bool = False) -> str:
+    def _why(self, candidates: Sequence[WorkerLoad], *, new: bool, waiting: bool = False) -> str:
         names = ", ".join(load.name for load in candidates)
         ready = [load for load in candidates if load.ready]
+        stopping = [
+            f"{load.name} with gateway {load.host.name}"
+            for load in ready
+            if new and load.host is not None and not load.host.accepting
+        ]
         if not ready:
             state = f"no OpenCode worker answers ({names})"
+        elif len(stopping) == len(ready):
+            state = f"every OpenCode worker that answers is stopping with its pod ({', '.join(stopping)})"
         else:
             which = "worker" if len(candidates) == 1 else f"all {len(candidates)} workers"
             verb = "is" if len(candidates) == 1 else "are"
@@ -177,6 +202,10 @@ class Placement:
             f"{state}, and no slot freed within SCHEDULE_WAIT_SECONDS={self.wait_seconds:g}s. "
             "This is temporary: try again in a little while"
         )
+
+
+def _stopping(load: WorkerLoad) -> bool:
+    return load.host is not None and not load.host.accepting
 
 
 async def _first(events: Any) -> None:
