@@ -140,7 +140,7 @@ def test_opencode_alone_would_refuse_a_secret_given_through_extra_env() -> None:
 
 
 def test_a_stopping_worker_serves_its_peers_as_long_as_its_gateway_drains() -> None:
-    many = containers(render({**MANY, "drainSeconds": 42, "terminationGracePeriodSeconds": 60}), "StatefulSet")
+    many = containers(render({**MANY, "drainSeconds": "42", "terminationGracePeriodSeconds": "60"}), "StatefulSet")
     gateway_env = {e["name"]: e.get("value") for e in many["gateway"]["env"]}
     # The gateway hears SIGTERM at once and drains; OpenCode sleeps through the same drain.
     assert "lifecycle" not in many["gateway"] and gateway_env["SHUTDOWN_DRAIN_SECONDS"] == "42"

@@ -11,6 +11,7 @@ import time
 import httpx2
 import pytest
 import uvicorn
+from sse_starlette.sse import AppStatus
 
 from opencode_mcp_gateway.config import ConfigError, load_settings
 from opencode_mcp_gateway.drain import Drain, HostWatch
@@ -29,6 +30,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
         if name.startswith(("OPENCODE_", "WORKER_", "GATEWAY_", "SHUTDOWN_", "REQUEST_STATE")):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)  # type: ignore[arg-type]
+    # A server's stop also tells sse-starlette, process-wide, to end every event stream (its
+    # patch of uvicorn's handle_exit): undone after each test, or later in-process MCP tests
+    # get their streams cut.
+    monkeypatch.setattr(AppStatus, "should_exit", False)
 
 
 # -- who hosts which worker -------------------------------------------------------------------
