@@ -18,7 +18,8 @@ import signal
 from typing import TYPE_CHECKING
 
 import anyio
-from pydantic import SecretStr
+
+from .config import given
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -38,14 +39,8 @@ OPENCODE_NEEDS = ("opencode_model_name", "llm_proxy_port", "llm_proxy_token", "o
 GATEWAY_PROXY_NEEDS = ("opencode_api_url", "opencode_api_key", "llm_proxy_token")
 
 
-def _given(value: object) -> bool:
-    if isinstance(value, SecretStr):
-        value = value.get_secret_value()
-    return value is not None and str(value).strip() != ""
-
-
-def _names(settings: Settings, fields: tuple[str, ...], *, given: bool) -> str:
-    return ", ".join(name.upper() for name in fields if _given(getattr(settings, name)) == given)
+def _names(settings: Settings, fields: tuple[str, ...], *, present: bool) -> str:
+    return ", ".join(name.upper() for name in fields if given(getattr(settings, name)) == present)
 
 
 def split_pod_problem(settings: Settings) -> str | None:
@@ -53,20 +48,20 @@ def split_pod_problem(settings: Settings) -> str | None:
     if settings.opencode_only:
         if settings.spawn_opencode:
             return "`opencode-mcp-gateway opencode` runs OpenCode alone: unset SPAWN_OPENCODE for it"
-        held = _names(settings, GATEWAY_ONLY, given=True)
+        held = _names(settings, GATEWAY_ONLY, present=True)
         if held:
             return (
                 f"{held}: not for the OpenCode container (`opencode-mcp-gateway opencode`), whose agent can "
                 "read everything OpenCode can; give it to the gateway's container only"
             )
-        missing = _names(settings, OPENCODE_NEEDS, given=False)
+        missing = _names(settings, OPENCODE_NEEDS, present=False)
         if missing:
             return (
                 f"{missing}: required by `opencode-mcp-gateway opencode` (the model's name, the gateway's "
                 "LLM proxy port and token, and OpenCode's server password, which the gateway is given too)"
             )
     elif settings.llm_proxy_port is not None and not settings.spawn_opencode:
-        missing = _names(settings, GATEWAY_PROXY_NEEDS, given=False)
+        missing = _names(settings, GATEWAY_PROXY_NEEDS, present=False)
         if missing:
             return (
                 f"{missing}: required with LLM_PROXY_PORT, where the gateway serves its OpenCode container "

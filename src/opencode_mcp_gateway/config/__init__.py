@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ._access import AUTH_SETTINGS, AccessSettings, auth_methods
 from ._gateway import GatewaySettings, PermissionPolicy
 from ._scale import ScaleSettings
-from ._values import ConfigError, describe_validation_error, is_loopback, shown_url
+from ._values import ConfigError, describe_validation_error, given, is_loopback, shown_url
 from ._work import WorkSettings
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "Settings",
     "auth_methods",
     "describe_validation_error",
+    "given",
     "load_settings",
     "shown_url",
 ]

@@ -14,9 +14,12 @@ class ConfigError(Exception):
 
 
 def given(value: object) -> bool:
+    """Whether a setting was given: a non-blank string or secret, or any other value but None."""
     if isinstance(value, SecretStr):
         value = value.get_secret_value()
-    return isinstance(value, str) and bool(value.strip())
+    if isinstance(value, str):
+        return bool(value.strip())
+    return value is not None
 
 
 def shown_url(value: str) -> str:
