@@ -7,13 +7,21 @@ metadata). A field OpenCode leaves out or sends as null reads as its default.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 
 class Payload(BaseModel):
     model_config = ConfigDict(extra="allow")
+
+
+def _empty_if_null(value: Any) -> Any:
+    return {} if value is None else value
+
+
+# A record OpenCode may send as null: read as an empty one (its fields at their defaults).
+OrEmpty = BeforeValidator(_empty_if_null)
 
 
 class SessionTime(Payload):
@@ -25,13 +33,8 @@ class Session(Payload):
     id: str
     directory: str | None = None
     title: str | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)  # what the gateway records on it
-    time: SessionTime = Field(default_factory=SessionTime)
-
-    @field_validator("metadata", "time", mode="before")
-    @classmethod
-    def _null_is_empty(cls, value: Any) -> Any:
-        return {} if value is None else value
+    metadata: Annotated[dict[str, Any], OrEmpty] = Field(default_factory=dict)  # what the gateway records on it
+    time: Annotated[SessionTime, OrEmpty] = Field(default_factory=SessionTime)
 
 
 class Health(Payload):
@@ -76,20 +79,15 @@ class MessageInfo(Payload):
     id: str
     role: str  # user or assistant
     parentID: str | None = None  # an assistant message's user message
-    time: MessageTime = Field(default_factory=MessageTime)
+    time: Annotated[MessageTime, OrEmpty] = Field(default_factory=MessageTime)
     agent: str | None = None
     model: ModelRef | None = None  # a user message's model choice
     providerID: str | None = None  # an assistant message's model
     modelID: str | None = None
-    tokens: TokenCounts = Field(default_factory=TokenCounts)
+    tokens: Annotated[TokenCounts, OrEmpty] = Field(default_factory=TokenCounts)
     cost: float = 0.0
     finish: str | None = None  # stop, tool-calls, length, …
     error: dict[str, Any] | None = None  # {name, data: {message, statusCode, …}}
-
-    @field_validator("time", "tokens", mode="before")
-    @classmethod
-    def _null_is_empty(cls, value: Any) -> Any:
-        return {} if value is None else value
 
     @property
     def ended(self) -> bool:
