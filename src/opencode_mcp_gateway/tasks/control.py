@@ -6,7 +6,7 @@ import logging
 
 from ..opencode import OpenCodeClient, OpenCodeError, OpenCodeNotFound
 from .errors import TaskError
-from .ids import TaskId, parse_task_id
+from .ids import TaskId
 from .permissions import PERMISSION_REPLIES, PermissionBroker, reply
 from .reader import TaskReader
 from .state import TERMINAL
@@ -25,8 +25,7 @@ class TaskControl:
         self.reader = reader
 
     async def abort(self, tid: TaskId, waiter: TaskWaiter) -> AbortView:
-        view = await self.reader.view(tid, with_files=False)
-        tid = parse_task_id(view.task_id)
+        view, _, tid = await self.reader.read(tid, with_files=False)
         if view.status in TERMINAL:
             return AbortView(
                 task_id=view.task_id,
@@ -61,7 +60,7 @@ class TaskControl:
         answers: list[list[str]] | None,
         message: str | None,
     ) -> RespondView:
-        view = await self.reader.view(tid, with_files=False)
+        view, _, tid = await self.reader.read(tid, with_files=False)
         request = next((p for p in view.pending if p.id == request_id), None)
         if request is None:
             open_ids = ", ".join(p.id for p in view.pending) or "none"
@@ -79,9 +78,8 @@ class TaskControl:
                     "of chosen labels per question, e.g. [[\"yes\"]], or reply='reject'"
                 )
             decision = "answer"
-        resolved = parse_task_id(view.task_id)
-        await self.answer(resolved, request, decision or "reject", answers, message)
-        after = await self.reader.view(resolved, with_files=False)
+        await self.answer(tid, request, decision or "reject", answers, message)
+        after = await self.reader.view(tid, with_files=False)
         return RespondView(
             task_id=view.task_id, request_id=request_id, answered=True, status=after.status, pending=after.pending
         )

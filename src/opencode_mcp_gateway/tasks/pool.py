@@ -177,7 +177,7 @@ class TaskPool:
     async def submit(self, request: TaskRequest, report: Reporter | None = None) -> TaskId:
         """A new task on the least-loaded ready worker; a follow-up on its task's worker.
         `report`: told when every worker is full and the call waits for a slot."""
-        earlier = self.worker_of(parse_task_id(request.task_id)) if request.task_id else None
+        earlier = self.worker_of(request.task_id) if request.task_id else None
         load = await self.placement.acquire(earlier.load if earlier else None, report)
         worker = self.workers[load.name]
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 
@@ -47,6 +47,15 @@ class Turn:
     @property
     def created_ms(self) -> int:
         return self.user.info.time.created
+
+
+class Reading(NamedTuple):
+    """One read of a task: what the caller sees, the state behind it, and the task id with
+    its message id (a bare session id resolved), so nobody parses `view.task_id` back."""
+
+    view: TaskView
+    state: TurnState
+    tid: TaskId
 
 
 class TaskReader:
@@ -86,9 +95,9 @@ class TaskReader:
         return await self.client.messages(tid.session_id)
 
     async def view(self, tid: TaskId, *, with_files: bool = True) -> TaskView:
-        return (await self.read(tid, with_files=with_files))[0]
+        return (await self.read(tid, with_files=with_files)).view
 
-    async def read(self, tid: TaskId, *, with_files: bool, idle: bool = False) -> tuple[TaskView, TurnState]:
+    async def read(self, tid: TaskId, *, with_files: bool, idle: bool = False) -> Reading:
         """`idle`: a `session.idle` event was the session's latest news, so its status is known."""
         turn = await self.resolve(tid)
         tid = turn.tid
@@ -114,7 +123,7 @@ class TaskReader:
             files = await self.files_changed(tid)
         view = self._assemble(tid, turn.session, state, pending, files)
         view.workspace = WorkspaceView.model_validate(asdict(record)) if record else None
-        return view, state
+        return Reading(view, state, tid)
 
     async def _derive(self, turn: Turn, *, idle: bool = False) -> TurnState:
         statuses = {} if idle else await self.client.session_status(turn.session.directory)

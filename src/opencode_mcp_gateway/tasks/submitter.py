@@ -18,7 +18,7 @@ from ..opencode import OpenCodeClient, OpenCodeError, Session
 from .budget import Budget
 from .catalog import Catalog
 from .errors import TaskError
-from .ids import TaskId, new_message_id, parse_task_id
+from .ids import TaskId, new_message_id
 from .ownership import owner_to_record
 from .permissions import session_metadata, session_rules
 from .sessions import SessionStore
@@ -38,7 +38,7 @@ class TaskRequest:
     model: str | None = None
     directory: str | None = None
     title: str | None = None
-    task_id: str | None = None  # the earlier task a follow-up continues
+    task_id: TaskId | None = None  # the earlier task a follow-up continues
     budget: Budget = field(default_factory=Budget)
     repository: str | None = None
     ref: str | None = None
@@ -79,7 +79,7 @@ class TaskSubmitter:
                 "and isolate out"
             )
         if request.task_id:
-            session = await self.sessions.get(parse_task_id(request.task_id).session_id)
+            session = await self.sessions.get(request.task_id.session_id)
             workdir = session.directory
             if not self.workspaces.owns_session(session):  # its worktree lives under WORKSPACES_DIR
                 check_inside_root(str(workdir or ""), self.settings.workspace_root, shown=str(workdir))

@@ -12,10 +12,9 @@ import anyio
 from ..config import Settings
 from ..opencode import Event, EventHub, OpenCodeUnavailable
 from .errors import TaskError
-from .ids import TaskId, parse_task_id
+from .ids import TaskId
 from .progress import ProgressNarrator
-from .reader import TaskReader
-from .state import TurnState
+from .reader import Reading, TaskReader
 from .views import PendingRequest, TaskView
 
 Reporter = Callable[[str], Awaitable[None]]
@@ -92,7 +91,7 @@ class TaskWaiter:
         narrator = ProgressNarrator(str(tid))
         asked: set[str] = set()
         with self.hub.subscribe(tid.session_id) as sub:
-            view, state = await self._read_patiently(tid, idle=False)
+            view, state, resolved = await self._read_patiently(tid, idle=False)
             last_report = time.monotonic()
             if report:
                 await report(narrator.last_line)
@@ -105,7 +104,7 @@ class TaskWaiter:
                         asked.add(request.id)
                         await self._ask(tid, request, ask, report)
                     if fresh:
-                        view, state = await self._read_patiently(tid, idle=False)
+                        view, state, resolved = await self._read_patiently(tid, idle=False)
                         continue
                 now = time.monotonic()
                 if now >= deadline:
@@ -125,10 +124,10 @@ class TaskWaiter:
                     await report(narrator.keepalive(time.monotonic() - started))
                     last_report = time.monotonic()
                 if changed:
-                    view, state = await self._read_patiently(tid, idle=ends_idle(batch))
+                    view, state, resolved = await self._read_patiently(tid, idle=ends_idle(batch))
         if view.status != "running" and (state.touched_files or view.workspace):
             # the state is fresh: only the changed files are still missing
-            view.files_changed = await self.reader.files_changed(parse_task_id(view.task_id))  # `tid` may be bare
+            view.files_changed = await self.reader.files_changed(resolved)
         return view
 
     async def _ask(self, tid: TaskId, request: PendingRequest, ask: Asker, report: Reporter | None) -> None:
@@ -141,7 +140,7 @@ class TaskWaiter:
         except TaskError:
             pass  # answered elsewhere meanwhile (respond_to_task, input timeout)
 
-    async def _read_patiently(self, tid: TaskId, *, idle: bool) -> tuple[TaskView, TurnState]:
+    async def _read_patiently(self, tid: TaskId, *, idle: bool) -> Reading:
         """A waiting call rides out a short OpenCode outage (a restart takes seconds)."""
         deadline = time.monotonic() + OUTAGE_PATIENCE
         while True:

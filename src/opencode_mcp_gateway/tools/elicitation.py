@@ -131,7 +131,7 @@ async def apply_answers(service: TaskPool, ctx: Context) -> TaskId:
             answer = to_answer(request, response.content)
         decision, answers = answer or ("reject", None)
         try:  # the request was just read: answered as is, with no second read of the task
-            await service.answer(parse_task_id(view.task_id), request, decision, answers)
+            await service.answer(tid, request, decision, answers)
         except TaskError as exc:
             log.info("answer to %s not applied: %s", request_id, exc)
     return tid

@@ -102,8 +102,9 @@ def build_server(service: TaskPool, settings: Settings, *, request_state_key: st
     ) -> TaskId:
         """What both run tools do with their (identical) arguments."""
         budget = for_call(settings, max_tokens, max_cost_usd)
+        follows = parse_task_id(task_id) if task_id else None
         request = TaskRequest(
-            prompt, agent, model, directory, title, task_id, budget, repository, ref, branch, push, isolate
+            prompt, agent, model, directory, title, follows, budget, repository, ref, branch, push, isolate
         )
         tid = await service.submit(request, report)  # when every worker is full, the wait for a slot is told
         logs.task_id.set(str(tid))  # the rest of the call's log records name the new task
