@@ -7,7 +7,7 @@
 # Behind a TLS-intercepting proxy, mount its CA bundle into the build and pass
 # --build-arg npm_config_cafile=<path> --build-arg PIP_CERT=<path> (scripts/image-test.sh does).
 # The versions are not written here: the gateway's is pyproject.toml's, OpenCode's is
-# src/opencode_mcp_gateway/pins.py's (read during the build). Pass them as build args only
+# src/opencode_mcp_gateway/opencode/pins.py's (read during the build). Pass them as build args only
 # to label the image (scripts/image-test.sh does); OPENCODE_VERSION also overrides the pin.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 ARG OPENCODE_VERSION=""
@@ -22,7 +22,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends npm ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /build
-COPY src/opencode_mcp_gateway/pins.py ./
+COPY src/opencode_mcp_gateway/opencode/pins.py ./
 RUN pinned=$(sed -n 's/^OPENCODE_VERSION = "\(.*\)"$/\1/p' pins.py) \
  && npm pack --silent "opencode-linux-x64@${OPENCODE_VERSION:-$pinned}" \
  && tar -xzf opencode-linux-x64-*.tgz package/bin/opencode \

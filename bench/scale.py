@@ -205,7 +205,7 @@ class ScaleBench:
             async with anyio.create_task_group() as tg:
                 for k in range(clients):
                     tg.start_soon(client, k)
-        # Every 404 "Session not found" a replica answered, by who and why (peers.py logs each).
+        # Every 404 "Session not found" a replica answered, by who and why (edge/relay.py logs each).
         not_found = Counter(
             line.split("answering 404 Session not found: ", 1)[1].split(" (", 1)[0]
             for g in cluster.gateways

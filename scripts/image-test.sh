@@ -59,7 +59,7 @@ build_and_test() {  # base image, image tag
     -v "$ca:/run/build-ca.crt:ro" --build-arg npm_config_cafile=/run/build-ca.crt --build-arg PIP_CERT=/run/build-ca.crt \
     --build-arg BASE_IMAGE="$base" -t "$image" -f Dockerfile \
     --build-arg GATEWAY_VERSION="$(.venv/bin/python -c 'import opencode_mcp_gateway as g; print(g.__version__)')" \
-    --build-arg OPENCODE_VERSION="$(.venv/bin/python -c 'from opencode_mcp_gateway.pins import OPENCODE_VERSION as v; print(v)')" \
+    --build-arg OPENCODE_VERSION="$(.venv/bin/python -c 'from opencode_mcp_gateway.opencode.pins import OPENCODE_VERSION as v; print(v)')" \
     . >/tmp/image-build.log 2>&1 \
     || { tail -40 /tmp/image-build.log; exit 1; }
   size=$($P image inspect --format '{{.Size}}' "$image")

@@ -17,18 +17,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
-from . import metrics
 from .auth import build_authenticator, metadata_routes
 from .config import Settings
-from .drain import Drain, HostWatch
-from .http_guard import LOCAL_NAMES, GatewayGuard, HostRules, OriginRules
-from .llm_proxy import LLMProxy
-from .logs import RequestIds
+from .edge import LOCAL_NAMES, Drain, GatewayGuard, HostRules, HostWatch, OriginRules, SessionQuota, SessionRouter
+from .fleet import TaskPool, build_worker
+from .observability import metrics
+from .observability.logs import RequestIds
 from .opencode import EventHub, OpenCodeClient
-from .peers import SessionRouter
-from .session_quota import SessionQuota
-from .supervisor import OpenCodeSupervisor
-from .tasks.pool import TaskPool, build_worker
+from .opencode.llm_proxy import LLMProxy
+from .opencode.supervisor import OpenCodeSupervisor
 from .tools import build_server
 
 log = logging.getLogger(__name__)

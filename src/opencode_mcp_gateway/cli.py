@@ -53,13 +53,13 @@ def main(argv: list[str] | None = None) -> None:
     if argv is None:  # the real process (not a call from a test): its /proc entries matter
         overrides.update(take_secrets_out_of_environ())  # may re-exec: before any heavy import
         make_undumpable()
+    from .auth import exposure_refusal
     from .config import ConfigError, load_settings
-    from .security import exposure_refusal
 
     try:
         settings = load_settings(**overrides)
         if settings.spawn_opencode or settings.opencode_only:
-            from .supervisor import find_binary
+            from .opencode.supervisor import find_binary
 
             find_binary(settings.opencode_bin)
         if settings.mcp_api_keys_file:
@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"opencode-mcp-gateway: {exc}", file=sys.stderr)
         sys.exit(2)
     if settings.opencode_only:
-        from . import logs
-        from .split_pod import run_opencode_only
+        from .observability import logs
+        from .opencode.split_pod import run_opencode_only
 
         logs.configure(settings.log_level, settings.log_format)
         run_opencode_only(settings)
@@ -86,10 +86,9 @@ def main(argv: list[str] | None = None) -> None:
 def serve(settings: Settings) -> None:
     import uvicorn
 
-    from . import logs, tracing
-    from .http_server import GatewayServer
+    from .edge import KEEP_ALIVE_SECONDS, GatewayServer
+    from .observability import logs, tracing
     from .opencode import redact_url
-    from .peers import KEEP_ALIVE_SECONDS
 
     logs.configure(settings.log_level, settings.log_format)
     if not settings.allowed_host_list and not settings.binds_loopback:
@@ -103,7 +102,7 @@ def serve(settings: Settings) -> None:
     supervisor = None
     try:  # a taken LLM_PROXY_PORT stops start-up with one line, like a bad setting
         if settings.spawn_opencode:
-            from .supervisor import OpenCodeSupervisor
+            from .opencode.supervisor import OpenCodeSupervisor
 
             supervisor = OpenCodeSupervisor(settings)
             supervisor.prestart()  # OpenCode boots while the rest of the gateway imports

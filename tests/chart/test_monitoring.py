@@ -11,7 +11,7 @@ import jsonschema
 import kubernetes_validate
 from prometheus_client.metrics import MetricWrapperBase
 
-from opencode_mcp_gateway import metrics
+from opencode_mcp_gateway.observability import metrics
 from tests.chart.test_chart import CHART, EVERYTHING, EXAMPLE, K8S, by_kind, helm, render, sets
 
 SCHEMA = json.loads(Path(__file__).with_name("servicemonitor.schema.json").read_text())

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from opencode_mcp_gateway.config import load_settings
-from opencode_mcp_gateway.split_pod import GATEWAY_ONLY
+from opencode_mcp_gateway.opencode.split_pod import GATEWAY_ONLY
 from tests.chart.fake_kube import FakeKube
 from tests.chart.test_chart import CHART, EVERYTHING, EXAMPLE, by_kind, helm, render, sets
 from tests.chart.test_scale_out import NAME, validate_all

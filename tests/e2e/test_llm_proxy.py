@@ -11,7 +11,7 @@ import anyio
 import httpx2
 import pytest
 
-from opencode_mcp_gateway.llm_proxy import LLMProxy
+from opencode_mcp_gateway.opencode.llm_proxy import LLMProxy
 from tests.support.client import script
 from tests.support.fake_llm import FakeLLM
 

@@ -7,7 +7,7 @@ import uuid
 import anyio
 import pytest
 
-from opencode_mcp_gateway.pins import OPENCODE_VERSION
+from opencode_mcp_gateway.opencode.pins import OPENCODE_VERSION
 from tests.support.client import data, error_text, mcp_session, script
 from tests.support.procs import Gateway, OpenCodeServer
 

@@ -324,7 +324,7 @@ async def test_a_credential_in_the_url_is_used_but_never_shown(gateways: Any, se
 
 def test_spawned_opencode_gets_no_pointer_to_the_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from opencode_mcp_gateway.config import Settings
-    from opencode_mcp_gateway.supervisor import OpenCodeSupervisor
+    from opencode_mcp_gateway.opencode.supervisor import OpenCodeSupervisor
 
     monkeypatch.setenv("GIT_CREDENTIALS_FILE", str(tmp_path / "creds"))
     settings = Settings(  # type: ignore[call-arg]

@@ -5,7 +5,7 @@ Responses are streamed through unbuffered, so SSE progress arrives as it is sent
 
 Like HAProxy (`retries`, `option redispatch`) it tries the next backend when a connection
 cannot be made (refused or timed out: the request was never sent). It keeps connections to
-the backends alive, for less than the gateway's own keep-alive (peers.py explains why)."""
+the backends alive, for less than the gateway's own keep-alive (edge/relay.py explains why)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import httpx2
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from opencode_mcp_gateway.peers import KEEP_ALIVE_SECONDS
+from opencode_mcp_gateway.edge.relay import KEEP_ALIVE_SECONDS
 from tests.support.procs import free_port
 
 _HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"host", b"content-length"}

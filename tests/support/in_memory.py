@@ -12,9 +12,9 @@ import mcp
 from mcp.server.mcpserver import MCPServer
 
 from opencode_mcp_gateway.config import Settings
+from opencode_mcp_gateway.fleet.pool import TaskPool, build_worker
 from opencode_mcp_gateway.opencode import EventHub, OpenCodeClient
 from opencode_mcp_gateway.tasks import PermissionBroker, TaskService
-from opencode_mcp_gateway.tasks.pool import TaskPool, build_worker
 from opencode_mcp_gateway.tools import build_server
 from tests.support.fake_opencode import FakeOpenCode
 

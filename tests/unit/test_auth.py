@@ -21,10 +21,10 @@ from opencode_mcp_gateway.auth import (
     StaticTokens,
 )
 from opencode_mcp_gateway.auth.answers import challenge
+from opencode_mcp_gateway.auth.identity import Identity, set_identity
 from opencode_mcp_gateway.auth.jwks import JwksCache, metadata_urls
 from opencode_mcp_gateway.auth.jwt_tokens import token_scopes
 from opencode_mcp_gateway.auth.static_tokens import parse_keys
-from opencode_mcp_gateway.identity import Identity, set_identity
 from opencode_mcp_gateway.opencode import Session
 from opencode_mcp_gateway.tasks.ownership import Caller, acting_as, may_see, owner_to_record
 from opencode_mcp_gateway.tools.callers import caller_of

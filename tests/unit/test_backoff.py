@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from opencode_mcp_gateway.backoff import Backoff
+from opencode_mcp_gateway.primitives.backoff import Backoff
 
 pytestmark = pytest.mark.anyio
 

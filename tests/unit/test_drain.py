@@ -14,9 +14,9 @@ import uvicorn
 from sse_starlette.sse import AppStatus
 
 from opencode_mcp_gateway.config import ConfigError, load_settings
-from opencode_mcp_gateway.drain import Drain, HostWatch
-from opencode_mcp_gateway.http_server import GatewayServer
-from opencode_mcp_gateway.tasks.placement import Placement, PoolFull
+from opencode_mcp_gateway.edge.drain import Drain, HostWatch
+from opencode_mcp_gateway.edge.server import GatewayServer
+from opencode_mcp_gateway.fleet.placement import Placement, PoolFull
 from tests.unit.test_pool import load, status
 
 pytestmark = pytest.mark.anyio

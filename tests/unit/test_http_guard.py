@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from opencode_mcp_gateway.http_guard import HostRules, OriginRules, parse_origin
+from opencode_mcp_gateway.edge.guard import HostRules, OriginRules, parse_origin
 
 
 def test_entries_without_port_allow_any_port() -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from opencode_mcp_gateway.tasks.lru import LRU
+from opencode_mcp_gateway.primitives.lru import LRU
 
 
 def test_it_forgets_the_least_recently_stored_entry_past_its_size() -> None:

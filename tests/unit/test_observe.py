@@ -12,8 +12,8 @@ import pytest
 from mcp.server.context import ServerRequestContext
 from starlette.requests import Request
 
-from opencode_mcp_gateway import logs, metrics
-from opencode_mcp_gateway.identity import Identity, set_identity
+from opencode_mcp_gateway.auth.identity import Identity, set_identity
+from opencode_mcp_gateway.observability import logs, metrics
 from opencode_mcp_gateway.tools.observe import ToolCalls
 
 pytestmark = pytest.mark.anyio

@@ -10,7 +10,7 @@ import httpx2
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from opencode_mcp_gateway.peers import NOT_FOUND_HEADER, SessionRouter
+from opencode_mcp_gateway.edge.relay import NOT_FOUND_HEADER, SessionRouter
 from tests.support.procs import free_port
 
 pytestmark = pytest.mark.anyio

@@ -9,8 +9,8 @@ import tomllib
 from pathlib import Path
 
 import opencode_mcp_gateway
-from opencode_mcp_gateway import supervisor
-from opencode_mcp_gateway.pins import OPENCODE_VERSION
+from opencode_mcp_gateway.opencode import supervisor
+from opencode_mcp_gateway.opencode.pins import OPENCODE_VERSION
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,14 +24,14 @@ def test_the_gateway_version_is_pyprojects() -> None:
 
 def test_the_opencode_pin_is_pins_py() -> None:
     npm = json.loads((REPO / ".tools" / "package.json").read_text())["dependencies"]["opencode-ai"]
-    assert npm == OPENCODE_VERSION, ".tools/package.json must pin the opencode-ai of src/opencode_mcp_gateway/pins.py"
+    assert npm == OPENCODE_VERSION, ".tools/package.json must pin the opencode-ai of opencode/pins.py"
     assert supervisor.PLUGIN_VERSION == OPENCODE_VERSION
 
 
 def test_the_dockerfile_states_no_version_of_its_own() -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
     assert OPENCODE_VERSION not in dockerfile and opencode_mcp_gateway.__version__ not in dockerfile
-    assert "COPY src/opencode_mcp_gateway/pins.py" in dockerfile
+    assert "COPY src/opencode_mcp_gateway/opencode/pins.py" in dockerfile
     assert "--require-hashes -r requirements.lock" in dockerfile
 
 

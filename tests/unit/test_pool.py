@@ -11,12 +11,12 @@ import anyio
 import pytest
 
 from opencode_mcp_gateway.config import ConfigError, load_settings
+from opencode_mcp_gateway.config._topology import default_max_tasks
+from opencode_mcp_gateway.fleet.placement import Placement, PoolFull, WorkerLoad
+from opencode_mcp_gateway.fleet.pool import TaskPool, WorkerDown
 from opencode_mcp_gateway.opencode import OpenCodeUnavailable
 from opencode_mcp_gateway.tasks import TaskError
 from opencode_mcp_gateway.tasks.ids import InvalidTaskId, TaskId, parse_task_id
-from opencode_mcp_gateway.tasks.placement import Placement, PoolFull, WorkerLoad
-from opencode_mcp_gateway.tasks.pool import TaskPool, WorkerDown
-from opencode_mcp_gateway.workers import default_max_tasks
 
 pytestmark = pytest.mark.anyio
 SES = "ses_df4317921ffe8FoZ9xUaThiKug"

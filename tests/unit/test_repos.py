@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from opencode_mcp_gateway.config import ConfigError, load_settings
-from opencode_mcp_gateway.tasks.git import RepositoryError, find_credential, strip_userinfo
-from opencode_mcp_gateway.tasks.repos import check_ref_name, check_repository
+from opencode_mcp_gateway.workspaces.git import RepositoryError, find_credential, strip_userinfo
+from opencode_mcp_gateway.workspaces.repos import check_ref_name, check_repository
 
 ALLOW = ["https://git.example.com/team/", "http://mirror.internal:8080/git"]
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
+from opencode_mcp_gateway.auth.exposure import exposure_refusal
 from opencode_mcp_gateway.config import Settings, auth_methods
-from opencode_mcp_gateway.security import exposure_refusal
 
 
 def settings(**values: object) -> Settings:

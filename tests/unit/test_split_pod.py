@@ -12,8 +12,8 @@ import pytest
 
 from opencode_mcp_gateway import cli
 from opencode_mcp_gateway.config import ConfigError, load_settings
-from opencode_mcp_gateway.llm_proxy import LLMProxy
-from opencode_mcp_gateway.supervisor import OpenCodeSupervisor
+from opencode_mcp_gateway.opencode.llm_proxy import LLMProxy
+from opencode_mcp_gateway.opencode.supervisor import OpenCodeSupervisor
 
 OPENCODE_SIDE: dict[str, Any] = {
     "_env_file": None,

@@ -9,8 +9,9 @@ import pytest
 
 from opencode_mcp_gateway.config import Settings
 from opencode_mcp_gateway.opencode import Session
-from opencode_mcp_gateway.tasks import TaskRequest, TaskService, WorkspaceError
-from opencode_mcp_gateway.tasks.workspace import resolve_directory
+from opencode_mcp_gateway.tasks import TaskRequest, TaskService
+from opencode_mcp_gateway.workspaces import WorkspaceError
+from opencode_mcp_gateway.workspaces.directory import resolve_directory
 
 pytestmark = pytest.mark.anyio
 

@@ -5,6 +5,10 @@
 * `chain`: which method identifies a request.
 * `answers`: the 401/403 answers and their WWW-Authenticate challenge.
 * `metadata`: the RFC 9728 document that points clients to the authorization server.
+* `identity`: who the caller is, as the guard stored it for the request.
+* `exposure`: the start-up refusal of a non-loopback gateway without authentication.
+
+Arrows: auth may import `config`; nothing else of the gateway.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from ..config import Settings, auth_methods
 from .answers import refuse
 from .chain import Authenticator
 from .errors import AuthError, AuthUnavailable, InsufficientScope, InvalidToken
+from .exposure import exposure_refusal
+from .identity import Identity, anonymous, identity_of_request, identity_of_scope, set_identity
 from .jwks import JwksCache
 from .jwt_tokens import JwtVerifier
 from .metadata import metadata_routes, resource_metadata_url
@@ -22,13 +28,19 @@ __all__ = [
     "AuthError",
     "AuthUnavailable",
     "Authenticator",
+    "Identity",
     "InsufficientScope",
     "InvalidToken",
     "KeysFileError",
     "StaticTokens",
+    "anonymous",
     "build_authenticator",
+    "exposure_refusal",
+    "identity_of_request",
+    "identity_of_scope",
     "metadata_routes",
     "refuse",
+    "set_identity",
 ]
 
 

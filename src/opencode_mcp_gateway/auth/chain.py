@@ -8,8 +8,8 @@ refused unless `allow_anonymous` is set (ALLOW_UNAUTHENTICATED).
 
 from __future__ import annotations
 
-from ..identity import Identity, anonymous
 from .errors import InvalidToken
+from .identity import Identity, anonymous
 from .jwt_tokens import JwtVerifier, looks_like_jwt
 from .static_tokens import StaticTokens
 

@@ -7,7 +7,7 @@ explicitly with ALLOW_UNAUTHENTICATED=true (e.g. behind an authenticating proxy)
 
 from __future__ import annotations
 
-from .config import AUTH_SETTINGS, Settings, auth_methods
+from ..config import AUTH_SETTINGS, Settings, auth_methods
 
 
 def exposure_refusal(settings: Settings) -> str | None:

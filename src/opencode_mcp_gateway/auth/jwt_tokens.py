@@ -11,8 +11,8 @@ from typing import Any
 
 import jwt
 
-from ..identity import Identity
 from .errors import InsufficientScope, InvalidToken
+from .identity import Identity
 from .jwks import JwksCache
 
 CLOCK_SKEW_SECONDS = 30

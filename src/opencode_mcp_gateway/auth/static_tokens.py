@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from ..config import ConfigError
-from ..identity import Identity
+from .identity import Identity
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,10 @@ Every setting is an environment variable with the same name in upper case. A bad
 stops start-up with one line that names the variable (see `load_settings`). The settings
 come in groups, one module each: the gateway and its OpenCode (`_gateway`), who may call
 (`_access`), the work (`_work`: budgets, repository workspaces) and scale-out (`_scale`);
-`Settings` joins them and checks what spans groups.
+`Settings` joins them and checks what spans groups. Parsing that settings need lives here
+too: who is who (`_topology`: workers, peers) and the split pod's rule (`_split_pod`).
+
+Arrows: config imports nothing of the gateway; every package may import it.
 """
 
 from __future__ import annotations
@@ -18,17 +21,22 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ._access import AUTH_SETTINGS, AccessSettings, auth_methods
 from ._gateway import GatewaySettings, PermissionPolicy
 from ._scale import ScaleSettings
+from ._split_pod import GATEWAY_ONLY, split_pod_problem
+from ._topology import PEER_SEPARATOR, expand_template, hosts_by_ordinal, parse_worker_gateways, parse_workers
 from ._values import ConfigError, describe_validation_error, given, is_loopback, shown_url
 from ._work import WorkSettings
 
 __all__ = [
     "AUTH_SETTINGS",
+    "GATEWAY_ONLY",
+    "PEER_SEPARATOR",
     "ConfigError",
     "PermissionPolicy",
     "Settings",
     "auth_methods",
     "describe_validation_error",
     "given",
+    "is_loopback",
     "load_settings",
     "shown_url",
 ]
@@ -44,8 +52,6 @@ class Settings(GatewaySettings, AccessSettings, WorkSettings, ScaleSettings, Bas
             raise ValueError("set OPENCODE_WORKERS or OPENCODE_WORKER_URL_TEMPLATE/_COUNT, not both")
         if bool(template) != bool(count):
             raise ValueError("OPENCODE_WORKER_URL_TEMPLATE and OPENCODE_WORKER_COUNT go together: set both or neither")
-        from ..workers import expand_template, parse_workers
-
         try:
             pool = expand_template(template, count) if template and count else parse_workers(self.opencode_workers)
         except ValueError as exc:
@@ -78,8 +84,6 @@ class Settings(GatewaySettings, AccessSettings, WorkSettings, ScaleSettings, Bas
 
     @model_validator(mode="after")
     def _split_pod(self) -> Self:
-        from ..split_pod import split_pod_problem
-
         problem = split_pod_problem(self)
         if problem:
             raise ValueError(problem)
@@ -89,8 +93,6 @@ class Settings(GatewaySettings, AccessSettings, WorkSettings, ScaleSettings, Bas
     @property
     def worker_urls(self) -> dict[str, str]:
         """The OpenCode workers by name, in order (one, `w0`, unless a pool is configured)."""
-        from ..workers import expand_template, parse_workers
-
         template, count = self.opencode_worker_url_template, self.opencode_worker_count
         if template and count:
             return expand_template(template, count)
@@ -99,8 +101,6 @@ class Settings(GatewaySettings, AccessSettings, WorkSettings, ScaleSettings, Bas
     @property
     def worker_hosts(self) -> dict[str, str]:
         """Worker name → the GATEWAY_PEERS name of the replica that hosts it (its pod's gateway)."""
-        from ..workers import hosts_by_ordinal, parse_worker_gateways
-
         if self.worker_gateways.strip():
             return parse_worker_gateways(self.worker_gateways)
         if self.opencode_worker_url_template and self.peer_map:

@@ -7,6 +7,7 @@ from typing import Self
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
+from ._topology import default_max_tasks, parse_peers
 from ._values import given
 
 
@@ -29,8 +30,6 @@ class ScaleSettings(BaseModel):
     @field_validator("gateway_peers")
     @classmethod
     def _peers(cls, value: str) -> str:
-        from ..peers import parse_peers
-
         parse_peers(value)
         return value
 
@@ -48,8 +47,6 @@ class ScaleSettings(BaseModel):
 
     @property
     def peer_map(self) -> dict[str, str]:
-        from ..peers import parse_peers
-
         return parse_peers(self.gateway_peers)
 
     @property
@@ -61,8 +58,6 @@ class ScaleSettings(BaseModel):
     def worker_task_limit(self) -> int | None:
         """Running tasks per worker: WORKER_MAX_TASKS; unset, sized to the CPU for a configured
         pool and no limit for the single OPENCODE_BASE_URL (as before the pool existed)."""
-        from ..workers import default_max_tasks
-
         if self.worker_max_tasks is not None:
             return self.worker_max_tasks
         return default_max_tasks() if self.pooled else None

@@ -1,4 +1,7 @@
-"""The pool of OpenCode workers as configured: names and URLs, read from the settings.
+"""Who is who, as configured: the OpenCode workers (names and URLs) and the gateway replicas
+(GATEWAY_PEERS). Pure parsing of settings; the fleet and the relay use the results.
+
+The pool of OpenCode workers as configured: names and URLs, read from the settings.
 
 Two forms (docs/design.md, "A pool of OpenCode workers"):
 
@@ -22,20 +25,19 @@ import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from ._values import shown_url
+
+# Between a replica's name and a session id in an MCP session id the relay routes by
+# (`g1.<id>`), so no replica name may contain it.
+PEER_SEPARATOR = "."
 WORKER_NAME = re.compile(r"^w(?:0|[1-9][0-9]{0,3})$")
 TASKS_PER_CPU = 4  # a task mostly waits on the model; its tools (builds, tests) take the CPU
-
-
-def _shown(url: str) -> str:
-    from .config import shown_url
-
-    return shown_url(url)
 
 
 def _check_url(name: str, url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{name}: must be an http(s) URL such as http://127.0.0.1:4096 (got {_shown(url)!r})")
+        raise ValueError(f"{name}: must be an http(s) URL such as http://127.0.0.1:4096 (got {shown_url(url)!r})")
     return url.rstrip("/")
 
 
@@ -65,7 +67,7 @@ def parse_workers(value: str) -> dict[str, str]:
 def expand_template(template: str, count: int) -> dict[str, str]:
     """`http://ocgw-{i}.svc:4096`, count → {"w0": "http://ocgw-0.svc:4096", …}."""
     if "{i}" not in template:
-        raise ValueError(f"must contain {{i}}, the worker's number (got {_shown(template)!r})")
+        raise ValueError(f"must contain {{i}}, the worker's number (got {shown_url(template)!r})")
     return {f"w{i}": _check_url(f"w{i}", template.replace("{i}", str(i))) for i in range(count)}
 
 
@@ -88,3 +90,21 @@ def hosts_by_ordinal(workers: Iterable[str], peers: Iterable[str]) -> dict[str, 
     name) ends in `-<i>`, the StatefulSet's ordinal. Workers with no such peer are left out."""
     by_ordinal = {name.rpartition("-")[2]: name for name in peers if "-" in name}
     return {w: by_ordinal[w[1:]] for w in workers if w[1:] in by_ordinal}
+
+
+def parse_peers(value: str) -> dict[str, str]:
+    """`g0=http://host:port,g1=…` → {"g0": "http://host:port", …}; raises ValueError."""
+    peers: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        name, eq, url = item.partition("=")
+        name, url = name.strip(), url.strip()
+        if not eq or not name or not url:
+            raise ValueError(
+                f"each entry must be name=url, such as g0=http://10.0.0.5:8080 (entry {len(peers) + 1} is not)"
+            )
+        if PEER_SEPARATOR in name:
+            raise ValueError(f"a gateway name cannot contain {PEER_SEPARATOR!r} (got {name!r})")
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"{name}: must be an http(s) URL such as http://10.0.0.5:8080")
+        peers[name] = url
+    return peers

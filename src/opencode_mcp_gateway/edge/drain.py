@@ -19,11 +19,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import anyio
 import httpx2
 
-from .tasks.placement import WorkerLoad
+if TYPE_CHECKING:
+    from ..fleet import WorkerLoad
 
 log = logging.getLogger(__name__)
 

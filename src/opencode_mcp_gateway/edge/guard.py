@@ -22,8 +22,7 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .auth import Authenticator, AuthError, refuse
-from .identity import set_identity
+from ..auth import Authenticator, AuthError, refuse, set_identity
 
 LOCAL_NAMES = ("localhost", "127.0.0.1", "[::1]")
 PROBES = ("/healthz", "/readyz", "/metrics")  # scraped by pod IP, like the probes

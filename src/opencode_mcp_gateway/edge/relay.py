@@ -31,6 +31,8 @@ import anyio
 import httpx2
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..config import PEER_SEPARATOR
+
 log = logging.getLogger(__name__)
 
 SESSION_HEADER = b"mcp-session-id"
@@ -39,7 +41,7 @@ FORWARDED_HEADER = b"x-ocgw-forwarded-by"
 _HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade"}
 )
-SEPARATOR = "."
+SEPARATOR = PEER_SEPARATOR
 NOT_FOUND_HEADER = b"x-ocgw-not-found"  # why a 404 "Session not found" was answered, and by whom
 # The gateway's HTTP keep-alive (uvicorn's `timeout_keep_alive`, set from here in cli.py). The
 # relay keeps a pooled connection half as long: dropped by us well before the peer may close it.
@@ -188,21 +190,3 @@ def _scoped(scope: Scope, session_id: str | None) -> Scope:
     if session_id is not None:
         headers.append((SESSION_HEADER, session_id.encode("latin-1")))
     return {**scope, "headers": headers}
-
-
-def parse_peers(value: str) -> dict[str, str]:
-    """`g0=http://host:port,g1=…` → {"g0": "http://host:port", …}; raises ValueError."""
-    peers: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in value.split(","))):
-        name, eq, url = item.partition("=")
-        name, url = name.strip(), url.strip()
-        if not eq or not name or not url:
-            raise ValueError(
-                f"each entry must be name=url, such as g0=http://10.0.0.5:8080 (entry {len(peers) + 1} is not)"
-            )
-        if SEPARATOR in name:
-            raise ValueError(f"a gateway name cannot contain {SEPARATOR!r} (got {name!r})")
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"{name}: must be an http(s) URL such as http://10.0.0.5:8080")
-        peers[name] = url
-    return peers

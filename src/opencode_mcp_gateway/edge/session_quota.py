@@ -20,8 +20,8 @@ from collections.abc import Callable, Collection
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .http_guard import _reject
-from .identity import identity_of_scope
+from ..auth import identity_of_scope
+from .guard import _reject
 
 
 class SessionQuota:

@@ -25,9 +25,9 @@ from typing import Any, Protocol
 
 import anyio
 
-from .. import metrics
+from ..observability import metrics
 from ..opencode import DISCONNECTED, RESYNC, Event, EventHub, OpenCodeClient, OpenCodeError, session_id_of
-from .errors import TaskError
+from ..tasks import TaskError
 
 log = logging.getLogger(__name__)
 

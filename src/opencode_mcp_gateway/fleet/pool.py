@@ -19,18 +19,12 @@ from typing import TypeVar
 
 import anyio
 
-from .. import metrics
 from ..config import Settings
+from ..observability import metrics
 from ..opencode import Agent, EventHub, OpenCodeClient, OpenCodeError, OpenCodeUnavailable, Session
-from .catalog import Catalog
-from .errors import TaskError
-from .ids import TaskId, parse_task_id
-from .permissions import PermissionBroker
-from .placement import Placement, Reporter, WorkerLoad
-from .service import TaskService
-from .submitter import TaskRequest
-from .tracker import TaskTracker
-from .views import (
+from ..tasks import Asker, Catalog, PermissionBroker, TaskError, TaskId, TaskRequest, TaskService, parse_task_id
+from ..tasks.tracker import TaskTracker
+from ..tasks.views import (
     AbortView,
     DiffView,
     MessagesView,
@@ -40,7 +34,7 @@ from .views import (
     TaskView,
     WorkerHealth,
 )
-from .waiter import Asker
+from .placement import Placement, Reporter, WorkerLoad
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")

@@ -1,4 +1,17 @@
-"""The southbound side: a typed async client for `opencode serve` and its event stream."""
+"""The southbound side: OpenCode, spoken to and run.
+
+Spoken to (private modules behind this `__init__`): a typed async client for `opencode
+serve` (`OpenCodeClient`), its payload models, its errors (one base, `OpenCodeError`) and
+the shared event stream (`EventHub`).
+
+Run (public modules, imported by name where needed so that the client stays light):
+`supervisor` (spawn mode: runs and restarts `opencode serve`), `llm_proxy` (the model
+behind a per-OpenCode token), `split_pod` (the chart's OpenCode-only container) and `pins`
+(the one OpenCode release the gateway is built and tested against).
+
+Arrows: opencode may import `observability`, `primitives` and `config`; never `tasks`,
+`workspaces`, `fleet`, `tools`, `edge` or the entry points.
+"""
 
 from ._client import OpenCodeClient, redact_url
 from ._errors import (

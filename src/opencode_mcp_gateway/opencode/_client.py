@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx2
 
-from .. import metrics, tracing
+from ..observability import metrics, tracing
 from ._errors import (
     OpenCodeAuthError,
     OpenCodeError,

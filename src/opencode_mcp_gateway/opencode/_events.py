@@ -17,8 +17,8 @@ from typing import Any
 
 import anyio
 
-from .. import metrics
-from ..backoff import Backoff
+from ..observability import metrics
+from ..primitives import Backoff
 from ._client import OpenCodeClient
 from ._errors import OpenCodeError
 

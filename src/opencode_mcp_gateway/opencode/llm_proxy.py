@@ -27,7 +27,7 @@ import uvicorn
 from starlette.types import Receive, Scope, Send
 
 if TYPE_CHECKING:
-    from .config import Settings
+    from ..config import Settings
 
 log = logging.getLogger(__name__)
 

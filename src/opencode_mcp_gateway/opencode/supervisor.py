@@ -32,9 +32,9 @@ from typing import Any
 import anyio
 import httpx2
 
-from . import metrics
-from .backoff import Backoff
-from .config import Settings
+from ..config import Settings
+from ..observability import metrics
+from ..primitives import Backoff
 from .llm_proxy import LLMProxy, proxy_url
 from .pins import OPENCODE_VERSION
 
@@ -101,7 +101,7 @@ def default_state_dir() -> Path:
 
 
 # Where `make` installs the pinned opencode-ai, for a checkout installed in development mode.
-REPO_BINARY = Path(__file__).resolve().parents[2] / ".tools/node_modules/opencode-linux-x64/bin/opencode"
+REPO_BINARY = Path(__file__).resolve().parents[3] / ".tools/node_modules/opencode-linux-x64/bin/opencode"
 
 
 def find_binary(configured: str | None) -> str:

@@ -1,4 +1,14 @@
-"""The task layer: ids, turn-state rules, submitting, reading, waiting, steering, paging."""
+"""The task core: what a coding task is and every operation on one, over one OpenCode.
+
+Ids (`ids`), turn-state rules (`state`), submitting (`submitter`), reading (`reader`),
+waiting (`waiter`), steering (`control`: abort, answers), paging (`pages`), permissions and
+questions (`permissions`), budgets and the watcher of started tasks (`budget`, `tracker`),
+ownership and listing, the result shapes (`views`), all behind `TaskService` (one per
+OpenCode). Every refusal is a `TaskError`.
+
+Arrows: tasks may import `workspaces`, `opencode`, `observability`, `primitives` and
+`config`; never `fleet`, `tools`, `edge` or the entry points (they import tasks).
+"""
 
 from .catalog import Catalog, UnknownChoice
 from .errors import TaskError
@@ -7,7 +17,6 @@ from .permissions import PermissionBroker
 from .service import TaskOperations, TaskService
 from .submitter import TaskRequest
 from .waiter import Asker, Reporter
-from .workspace import WorkspaceError
 
 __all__ = [
     "Asker",
@@ -21,6 +30,5 @@ __all__ = [
     "TaskRequest",
     "TaskService",
     "UnknownChoice",
-    "WorkspaceError",
     "parse_task_id",
 ]

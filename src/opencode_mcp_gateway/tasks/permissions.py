@@ -26,7 +26,7 @@ from typing import Any
 import anyio
 
 from ..opencode import Event, EventHub, OpenCodeClient, OpenCodeError, OpenCodeNotFound, session_id_of
-from .lru import LRU
+from ..primitives import LRU
 from .views import PendingRequest, Question
 
 log = logging.getLogger(__name__)

@@ -16,6 +16,7 @@ import anyio
 
 from ..config import Settings
 from ..opencode import Message, OpenCodeClient, OpenCodeNotFound, Session
+from ..workspaces import Record, Workspaces
 from . import bounds
 from .budget import Budget, explain
 from .errors import TaskError
@@ -25,7 +26,6 @@ from .session_errors import SessionErrorLog
 from .sessions import SessionStore
 from .state import TurnState, await_input, derive, find_user_message, may_ask
 from .views import FileChange, PendingRequest, RetryInfo, TaskView, Tokens, WorkspaceView
-from .workspaces import Record, Workspaces
 
 CONFIRM_READS = 4
 CONFIRM_DELAY = 0.15

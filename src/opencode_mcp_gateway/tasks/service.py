@@ -16,6 +16,7 @@ from typing import Protocol
 
 from ..config import Settings
 from ..opencode import EventHub, OpenCodeClient
+from ..workspaces import Workspaces
 from .catalog import Catalog
 from .control import TaskControl
 from .ids import TaskId
@@ -28,7 +29,6 @@ from .submitter import TaskRequest, TaskSubmitter
 from .tracker import TaskTracker
 from .views import AbortView, DiffView, MessagesView, PendingRequest, RespondView, TaskView
 from .waiter import Asker, Reporter, TaskWaiter
-from .workspaces import Workspaces
 
 
 class TaskOperations(Protocol):

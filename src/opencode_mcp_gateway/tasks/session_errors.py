@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from ..opencode import EventHub
-from .lru import LRU
+from ..primitives import LRU
 
 
 class SessionErrorLog:

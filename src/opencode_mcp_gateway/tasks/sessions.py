@@ -8,8 +8,8 @@ change the gateway makes goes through `remember`.
 from __future__ import annotations
 
 from ..opencode import OpenCodeClient, OpenCodeNotFound, Session
+from ..primitives import LRU
 from .errors import TaskError
-from .lru import LRU
 from .ownership import may_see
 
 

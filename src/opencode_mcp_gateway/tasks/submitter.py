@@ -15,6 +15,14 @@ import anyio
 
 from ..config import Settings
 from ..opencode import OpenCodeClient, OpenCodeError, Session
+from ..workspaces import (
+    Plan,
+    WorkspaceError,
+    Workspaces,
+    check_inside_root,
+    confirm_session_directory,
+    resolve_directory,
+)
 from .budget import Budget
 from .catalog import Catalog
 from .errors import TaskError
@@ -23,8 +31,6 @@ from .ownership import owner_to_record
 from .permissions import session_metadata, session_rules
 from .sessions import SessionStore
 from .tracker import TaskTracker
-from .workspace import WorkspaceError, check_inside_root, confirm_session_directory, resolve_directory
-from .workspaces import Plan, Workspaces
 
 log = logging.getLogger(__name__)
 

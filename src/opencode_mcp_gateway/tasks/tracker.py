@@ -28,11 +28,11 @@ import anyio
 from anyio.abc import TaskGroup
 from pydantic import ValidationError
 
-from .. import metrics
+from ..observability import metrics
 from ..opencode import Event, EventHub, MessageInfo, OpenCodeClient, OpenCodeError, OpenCodeNotFound, session_id_of
+from ..primitives import LRU
 from .budget import Budget, token_total
 from .ids import TaskId
-from .lru import LRU
 from .state import TERMINAL, message_figures
 from .views import AbortView, TaskView
 

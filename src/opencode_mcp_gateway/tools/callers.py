@@ -17,7 +17,7 @@ from typing import Any, ParamSpec, TypeVar
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
-from ..identity import identity_of_request
+from ..auth import identity_of_request
 from ..tasks.ownership import SHARED_OWNER, Caller, acting_as
 
 P = ParamSpec("P")

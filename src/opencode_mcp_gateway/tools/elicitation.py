@@ -22,8 +22,8 @@ from mcp.server.mcpserver import Context
 from mcp.types import ElicitRequest, ElicitRequestFormParams, ElicitResult, InputRequiredResult
 from pydantic import BaseModel, Field, ValidationError, create_model
 
+from ..fleet import TaskPool
 from ..tasks import Asker, TaskError, TaskId, parse_task_id
-from ..tasks.pool import TaskPool
 from ..tasks.views import PendingRequest, TaskView
 
 log = logging.getLogger(__name__)

@@ -11,9 +11,10 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.request_state import RequestStateSecurity
 
-from ..identity import identity_of_request
+from ..auth import identity_of_request
 from ..opencode import OpenCodeError, OpenCodeUnavailable
 from ..tasks import TaskError
+from ..workspaces import WorkspaceError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -26,7 +27,7 @@ def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await fn(*args, **kwargs)
-        except TaskError as exc:
+        except (TaskError, WorkspaceError) as exc:
             raise ToolError(str(exc)) from None
         except OpenCodeUnavailable as exc:
             raise ToolError(f"{exc}. Is `opencode serve` running? GET /readyz on the gateway tells.") from None

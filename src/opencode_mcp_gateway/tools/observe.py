@@ -17,8 +17,8 @@ from typing import Any, Protocol
 import anyio
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 
-from .. import logs, metrics, tracing
-from ..identity import identity_of_request
+from ..auth import identity_of_request
+from ..observability import logs, metrics, tracing
 from ..tasks.state import TERMINAL
 
 log = logging.getLogger("opencode_mcp_gateway.calls")

@@ -12,13 +12,14 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import InputRequiredResult, ToolAnnotations
 from pydantic import Field
 
-from .. import __version__, logs
+from .. import __version__
 from ..config import Settings, auth_methods
+from ..fleet import TaskPool
+from ..observability import logs
 from ..opencode import OpenCodeError
 from ..tasks import TaskId, TaskRequest, parse_task_id
 from ..tasks.budget import for_call
 from ..tasks.listing import TaskList, TaskLister
-from ..tasks.pool import TaskPool
 from ..tasks.views import AbortView, DiffView, MessagesView, RespondView, TaskView
 from .arguments import (
     READ_ONLY,

@@ -15,15 +15,15 @@ from __future__ import annotations
 import os
 import re
 
-from .errors import TaskError
-
 # Characters OpenCode would read differently from the file system: `\` (a separator to it),
 # percent-escapes (decoded again), and control characters.
 _REINTERPRETED = re.compile(r"[\\\x00-\x1f\x7f]|%[0-9A-Fa-f]{2}")
 
 
-class WorkspaceError(TaskError):
-    """A directory or repository the task cannot work in; the message says why."""
+class WorkspaceError(ValueError):
+    """The workspace layer's one error base: a directory or repository the task cannot work in;
+    the message says what to fix. The tool layer turns it into a tool error (isError), as it
+    does the task layer's TaskError; a ValueError for the same reason."""
 
 
 def resolve_directory(directory: str | None, workspace_root: str | None) -> str | None:

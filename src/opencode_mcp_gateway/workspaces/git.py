@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from .workspace import WorkspaceError
+from .directory import WorkspaceError
 
 # Passed through to git so mirrors behind a corporate proxy stay reachable.
 _PASSTHROUGH = ("PATH", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy")

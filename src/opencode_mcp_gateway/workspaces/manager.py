@@ -31,11 +31,11 @@ import anyio
 
 from ..config import Settings
 from ..opencode import EventHub, OpenCodeClient, OpenCodeError, Session
+from ..primitives import LRU
 from .branch_diff import branch_diff
+from .directory import resolve_directory
 from .git import Git, RepositoryError, find_credential, strip_userinfo
-from .lru import LRU
 from .repos import Repos, Tree, check_ref_name, check_repository, clean_url, file_lock
-from .workspace import resolve_directory
 
 log = logging.getLogger(__name__)
 TRAILER = "Opencode-Task-Id"

@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 import httpx2
 
-from opencode_mcp_gateway.pins import OPENCODE_VERSION
+from opencode_mcp_gateway.opencode.pins import OPENCODE_VERSION
 
 from .events import EventStream
 from .steps import Reply, Step
