@@ -203,3 +203,15 @@ async def test_the_specs_errors(era: str, gateway: Gateway) -> None:
                 await c.request(method, params)
             codes[name] = refused.value.code
     assert codes == dict.fromkeys(codes, -32602)
+
+
+async def test_2026_listening_for_task_ids_is_acknowledged_without_them(gateway: Gateway) -> None:
+    """No notifications/tasks (docs/design.md): the acknowledgement says so by leaving the
+    task ids out, which tells a client to poll tasks/get."""
+    async with RawMCP.connect(gateway.mcp_url, MODERN) as c:
+        ack = await c.first_message(
+            "subscriptions/listen",
+            {"notifications": {"taskIds": ["ses_0123456789abcdefghij"], "toolsListChanged": True}},
+        )
+    assert ack["method"] == "notifications/subscriptions/acknowledged"
+    assert ack["params"]["notifications"] == {"toolsListChanged": True}

@@ -130,6 +130,15 @@ class RawMCP:
             found: dict[str, Any] = json.loads(response.content)
             return found
 
+    async def first_message(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """The first message of a request's stream (e.g. the acknowledgement of
+        `subscriptions/listen`, a stream that never ends by itself); then the stream is closed."""
+        body = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": self._envelope(params)}
+        async with self.http.stream("POST", self.url, json=body, headers=self._headers(method, params)) as response:
+            async for message in _sse_messages(response):
+                return message
+        raise AssertionError(f"the stream for {method} ended without a message")
+
     async def _on_message(self, message: dict[str, Any]) -> None:
         if "id" in message and "method" in message:  # a request from the server
             self.server_requests.append(message)
