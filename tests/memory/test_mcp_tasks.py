@@ -166,3 +166,26 @@ async def test_2025_a_refused_task_call_is_an_error_naming_the_fix() -> None:
         with pytest.raises(RpcError) as refused:
             await c.call("run_coding_task", {"prompt": "  "}, task={})
     assert refused.value.code == -32602 and "prompt is empty" in refused.value.message
+
+
+async def test_2025_a_client_without_elicitation_answers_with_respond_to_task_while_result_waits() -> None:
+    fake = FakeOpenCode()
+    fake.queue(Ask(), Reply("went on"))
+    found: dict[str, Any] = {}
+    async with gateway(fake, permission_policy="ask") as app, RawMCP.connect(URL, LEGACY, transport=app) as c:
+        created = (await c.call("run_coding_task", {"prompt": "Write outside"}, task={}))["task"]
+
+        async def result() -> None:
+            found.update(await c.request("tasks/result", {"taskId": created["taskId"]}))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(result)
+            waiting = await _until_status(c, created["taskId"], "input_required")
+            status = (await c.call("get_task_status", {"task_id": created["taskId"]}))["structuredContent"]
+            await c.call(
+                "respond_to_task",
+                {"task_id": created["taskId"], "request_id": status["pending"][0]["id"], "reply": "once"},
+            )
+    assert "inputRequests" not in waiting  # 2025: no inline requests; the client is asked on tasks/result
+    assert found["structuredContent"]["status"] == "completed" and found["structuredContent"]["result"] == "went on"
+    assert not c.server_requests  # it declared no elicitation: nothing was asked of it
