@@ -13,6 +13,7 @@ import anyio
 import httpx2
 import pytest
 
+from opencode_mcp_gateway.tasks import parse_task_id
 from tests.conftest import GatewayPool
 from tests.e2e.test_long_tasks import outside_file, write_outside
 from tests.support.client import script
@@ -63,7 +64,7 @@ async def final_result(c: RawMCP, task_id: str) -> dict[str, Any]:
 
 
 def opencode_messages(opencode: OpenCodeServer, task_id: str) -> list[dict[str, Any]]:
-    session = task_id.split(":")[-1].split(".")[0]
+    session = parse_task_id(task_id).session_id
     found: list[dict[str, Any]] = httpx2.get(f"{opencode.url}/session/{session}/message").json()
     return found
 
