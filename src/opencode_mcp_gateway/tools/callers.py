@@ -30,6 +30,11 @@ def caller_of(ctx: Context, *, auth_configured: bool) -> Caller:
         request: Any = ctx.request_context.request
     except ValueError:
         request = None
+    return caller_of_request(request, auth_configured=auth_configured)
+
+
+def caller_of_request(request: Any, *, auth_configured: bool) -> Caller:
+    """The caller of an HTTP request (None: a call made in-process)."""
     identity = identity_of_request(request)
     if identity is None:
         if auth_configured:

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from mcp.server.elicitation import render_elicitation_schema
 from mcp.server.mcpserver import Context
-from mcp.types import ElicitRequest, ElicitRequestFormParams, ElicitResult, InputRequiredResult
+from mcp.types import ElicitRequest, ElicitRequestFormParams, ElicitResult, InputRequiredResult, RequestParamsMeta
 from pydantic import BaseModel, Field, ValidationError, create_model
 
 from ..fleet import TaskPool
@@ -93,19 +94,22 @@ def make_asker(ctx: Context) -> Asker | None:
     return ask
 
 
+def form_request(request: PendingRequest, meta: RequestParamsMeta | None = None) -> ElicitRequest:
+    """The form that asks the client about one pending request."""
+    return ElicitRequest(
+        params=ElicitRequestFormParams(
+            message=request.description,
+            requested_schema=render_elicitation_schema(answer_model(request)),
+            _meta=meta,
+        )
+    )
+
+
 def input_required(view: TaskView) -> InputRequiredResult:
     """The 2026-07-28 way to ask: one form per pending request, the task in the state."""
     keys = {f"request_{n}": request for n, request in enumerate(view.pending)}
     return InputRequiredResult(
-        input_requests={
-            key: ElicitRequest(
-                params=ElicitRequestFormParams(
-                    message=request.description,
-                    requested_schema=render_elicitation_schema(answer_model(request)),
-                )
-            )
-            for key, request in keys.items()
-        },
+        input_requests={key: form_request(request) for key, request in keys.items()},
         request_state=json.dumps({"task_id": view.task_id, "requests": {k: r.id for k, r in keys.items()}}),
     )
 
@@ -120,12 +124,24 @@ async def apply_answers(service: TaskPool, ctx: Context) -> TaskId:
         raise TaskError("request_state is not one this gateway issued; call run_coding_task afresh") from None
     view = await service.view(tid, with_files=False)
     pending = {p.id: p for p in view.pending}
-    responses = ctx.input_responses or {}
-    for key, request_id in asked.items():
-        request = pending.get(request_id)
-        if request is None:
-            continue  # answered meanwhile (respond_to_task, input timeout)
+    # answered meanwhile (respond_to_task, input timeout): nothing left to answer
+    still_open = {key: pending[request_id] for key, request_id in asked.items() if request_id in pending}
+    await answer_each(service, tid, still_open, ctx.input_responses or {})
+    return tid
+
+
+async def answer_each(
+    service: TaskPool, tid: TaskId, asked: Mapping[str, PendingRequest], responses: Mapping[str, Any]
+) -> None:
+    """Answer each request of `asked` with the client's response under the same key; a
+    missing, declined or malformed response rejects it (fail closed)."""
+    for key, request in asked.items():
         response = responses.get(key)
+        if isinstance(response, Mapping):  # raw JSON (tasks/update) rather than the SDK's parsed answers
+            try:
+                response = ElicitResult.model_validate(response)
+            except ValidationError:
+                response = None
         answer = None
         if isinstance(response, ElicitResult) and response.action == "accept":
             answer = to_answer(request, response.content)
@@ -133,5 +149,4 @@ async def apply_answers(service: TaskPool, ctx: Context) -> TaskId:
         try:  # the request was just read: answered as is, with no second read of the task
             await service.answer(tid, request, decision, answers)
         except TaskError as exc:
-            log.info("answer to %s not applied: %s", request_id, exc)
-    return tid
+            log.info("answer to %s not applied: %s", request.id, exc)

@@ -60,6 +60,9 @@ class ToolCalls:
                 result = await call_next(ctx)
                 outcome = "error" if _field(result, "isError") is True else "ok"
                 structured = _field(result, "structuredContent")
+                handle = _field(result, "taskId") or _field(_field(result, "task") or {}, "taskId")  # MCP Tasks
+                if isinstance(handle, str):
+                    task_id = handle
                 if isinstance(structured, dict) and isinstance(structured.get("task_id"), str):
                     task_id = structured["task_id"]
                     if self.tracker is not None and structured.get("status") in TERMINAL:

@@ -43,6 +43,7 @@ from .callers import for_caller
 from .elicitation import apply_answers, can_elicit, input_required, is_modern, make_asker
 from .guidance import guided
 from .handling import request_state_security, tool_errors
+from .mcp_tasks import TasksExtension, backgrounded
 from .observe import ToolCalls
 from .views import Agent, AgentsView, HealthView
 
@@ -61,11 +62,13 @@ with respond_to_task."""
 
 
 def build_server(service: TaskPool, settings: Settings, *, request_state_key: str | None = None) -> MCPServer:
+    tasks = TasksExtension(service, auth_configured=bool(auth_methods(settings)))  # MCP Tasks, both eras
     mcp = MCPServer(
         "opencode-mcp-gateway",
         version=__version__,
         instructions=INSTRUCTIONS,
         request_state_security=request_state_security(request_state_key),
+        extensions=[tasks],
     )
     as_caller = for_caller(auth_configured=bool(auth_methods(settings)))  # tasks belong to their caller
     lister = TaskLister(service)
@@ -160,6 +163,8 @@ def build_server(service: TaskPool, settings: Settings, *, request_state_key: st
                 isolate,
                 report=report,
             )
+        if backgrounded():  # an MCP task (tools/mcp_tasks): the handle now, the rest through tasks/*
+            return guided(await service.view(tid, with_files=False))
         asking = settings.permission_policy == "ask"
         try:
             view = await service.wait(
@@ -335,4 +340,5 @@ def build_server(service: TaskPool, settings: Settings, *, request_state_key: st
             workers=workers,
         )
 
+    tasks.attach(mcp)
     return mcp
