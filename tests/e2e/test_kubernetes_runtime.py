@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -202,3 +203,17 @@ async def test_an_image_that_cannot_start_is_a_clear_error(kube: KubeAPI, proxy:
     with pytest.raises(SandboxError, match="ImagePullBackOff"):
         await rt.ensure(spec("c-dave"))
     await rt.remove("c-dave")
+
+
+async def test_a_role_without_a_right_and_an_unreachable_api_are_clear_errors(tmp_path: Path, proxy: LLMProxy) -> None:
+    no_pods = [r for r in chart_role_rules() if "pods" not in r["resources"]]
+    narrow = KubeAPI(tmp_path, no_pods, namespace=NAMESPACE)
+    try:
+        with pytest.raises(
+            SandboxError, match="may not read Pod gw-c-erin: bind the gateway's service account to the chart's Role"
+        ):
+            await runtime(narrow, proxy).ensure(spec("c-erin"))
+    finally:
+        narrow.stop()
+    with pytest.raises(SandboxError, match="Kubernetes API unreachable"):
+        await runtime(narrow, proxy).ensure(spec("c-erin"))
