@@ -66,7 +66,7 @@ class KubernetesRuntime:
         namespace: str | None = None,
         client: AsyncClient | None = None,
         start_timeout: float = 300.0,
-        poll_seconds: float = 0.5,
+        poll_seconds: float = 0.25,
     ) -> None:
         """`namespace` None: the pod's own (in-cluster config). `client`: injected for tests
         (else made on first use from the in-cluster config or KUBECONFIG). `start_timeout`
@@ -137,19 +137,20 @@ class KubernetesRuntime:
         await self._delete(PersistentVolumeClaim, object_name(self.prefix, name))
 
     async def states(self) -> dict[str, str]:
-        sandbox = LABEL + "sandbox"
         found: dict[str, str] = {}
         for claim in await self._list(PersistentVolumeClaim):
-            if claim.metadata and claim.metadata.labels and not claim.metadata.deletionTimestamp:
-                found[claim.metadata.labels[sandbox]] = "stopped"
+            name = _sandbox_of(claim)
+            if name and not (claim.metadata and claim.metadata.deletionTimestamp):
+                found[name] = "stopped"
         for pod in await self._list(Pod):
-            if not (pod.metadata and pod.metadata.labels and sandbox in pod.metadata.labels):
+            name = _sandbox_of(pod)
+            if not name:
                 continue
             if _gone_or_going(pod):
-                found.setdefault(pod.metadata.labels[sandbox], "stopped")
+                found.setdefault(name, "stopped")
             else:
                 running = pod.status is not None and pod.status.phase == "Running" and bool(pod.status.podIP)
-                found[pod.metadata.labels[sandbox]] = "running" if running else "starting"
+                found[name] = "running" if running else "starting"
         return found
 
     # Steps -------------------------------------------------------------------------------
@@ -247,6 +248,10 @@ class KubernetesRuntime:
 
 def _url(ip: str) -> str:
     return f"http://[{ip}]:{PORT}" if ":" in ip else f"http://{ip}:{PORT}"
+
+
+def _sandbox_of(obj: Pod | PersistentVolumeClaim) -> str | None:
+    return (obj.metadata.labels or {}).get(LABEL + "sandbox") if obj.metadata else None
 
 
 def _annotation(pod: Pod, key: str) -> str | None:
