@@ -19,7 +19,7 @@ import pytest
 from lightkube import AsyncClient, KubeConfig
 
 from opencode_mcp_gateway.config import Settings
-from opencode_mcp_gateway.fleet.sandboxes.kube_objects import PodTemplate
+from opencode_mcp_gateway.fleet.sandboxes.kube_objects import PodTemplate, claim_manifest, pod_manifest
 from opencode_mcp_gateway.fleet.sandboxes.kubernetes import KubernetesRuntime
 from opencode_mcp_gateway.fleet.sandboxes.runtime import SandboxEndpoint, SandboxError, SandboxSpec
 from opencode_mcp_gateway.opencode.llm_proxy import LLMProxy
@@ -217,3 +217,19 @@ async def test_a_role_without_a_right_and_an_unreachable_api_are_clear_errors(tm
         narrow.stop()
     with pytest.raises(SandboxError, match="Kubernetes API unreachable"):
         await runtime(narrow, proxy).ensure(spec("c-erin"))
+
+
+async def test_a_pod_whose_secret_went_missing_gets_it_again(kube: KubeAPI, proxy: LLMProxy) -> None:
+    """Another replica's stop deleted the Secret just as this one started the pod: the pod waits
+    in CreateContainerConfigError until `ensure` writes the Secret again."""
+    rt, sandbox = runtime(kube, proxy), spec("c-frank")
+    claim = claim_manifest(PREFIX, sandbox, rt.template)
+    assert kube.create("persistentvolumeclaims", claim)[0] == 201
+    assert kube.create("pods", pod_manifest(PREFIX, sandbox, rt.template))[0] == 201  # and no Secret
+    while not (pod := kube.get("pods", "gw-c-frank") or {}).get("status", {}).get("containerStatuses"):
+        await anyio.sleep(0.05)
+    assert pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "CreateContainerConfigError"
+    endpoint = await rt.ensure(sandbox)
+    async with httpx2.AsyncClient(auth=("opencode", PASSWORD)) as http:
+        assert (await http.get(f"{endpoint.url}/global/health")).status_code == 200
+    await rt.remove("c-frank")

@@ -159,13 +159,13 @@ class KubernetesRuntime:
         its object already there (another replica, an earlier start) uses that one."""
         name = object_name(self.prefix, spec.name)
         claim = await self._create_or_get(PersistentVolumeClaim, claim_manifest(self.prefix, spec, self.template))
-        if claim.metadata and claim.metadata.deletionTimestamp:
-            # Being removed: a pod on it would never start. Wait until it is gone, then start anew.
+        uid = claim.metadata.uid if claim.metadata else None
+        if not uid or (claim.metadata and claim.metadata.deletionTimestamp):
+            # Being removed (a pod on it would never start) or gone between two calls: wait, start anew.
             log.info("sandbox %s: its claim is being deleted; waiting", spec.name)
             await anyio.sleep(self._poll)
             return
-        uid = claim.metadata.uid if claim.metadata else None
-        await self._create_or_get(Secret, secret_manifest(self.prefix, spec, uid or ""), read=False)
+        await self._create_or_get(Secret, secret_manifest(self.prefix, spec, uid), read=False)
         await self._create_or_get(Pod, pod_manifest(self.prefix, spec, self.template), read=False)
         log.info("sandbox %s: pod %s created", spec.name, name)
 
@@ -178,8 +178,8 @@ class KubernetesRuntime:
                 continue
             if waiting.reason == "CreateContainerConfigError":
                 # Its Secret went missing (a stop of another replica raced this start): write it again.
-                uid = await self._claim_uid(spec)
-                await self._create_or_get(Secret, secret_manifest(self.prefix, spec, uid), read=False)
+                if uid := await self._claim_uid(spec):
+                    await self._create_or_get(Secret, secret_manifest(self.prefix, spec, uid), read=False)
             elif waiting.reason in _HOPELESS:
                 raise SandboxError(f"sandbox {spec.name}: its pod cannot start ({waiting.reason}: {waiting.message})")
             return f"container waiting: {waiting.reason}"
