@@ -18,12 +18,12 @@ import httpx2
 import pytest
 from lightkube import AsyncClient, KubeConfig
 
-from opencode_mcp_gateway.config import Settings
+from opencode_mcp_gateway.config import load_settings
 from opencode_mcp_gateway.fleet.sandboxes.kube_objects import PodTemplate, claim_manifest, pod_manifest
+from opencode_mcp_gateway.fleet.sandboxes.kube_settings import kubernetes_runtime
 from opencode_mcp_gateway.fleet.sandboxes.kubernetes import KubernetesRuntime
 from opencode_mcp_gateway.fleet.sandboxes.runtime import SandboxEndpoint, SandboxError, SandboxSpec
 from opencode_mcp_gateway.opencode.llm_proxy import LLMProxy
-from opencode_mcp_gateway.opencode.supervisor import opencode_config
 from tests.chart.test_chart import EXAMPLE, by_kind, render
 from tests.support.fake_llm import FakeLLM
 from tests.support.kube_api import KubeAPI
@@ -63,21 +63,24 @@ def proxy(fake_llm: FakeLLM) -> Iterator[LLMProxy]:
 
 
 def runtime(kube: KubeAPI, proxy: LLMProxy) -> KubernetesRuntime:
-    """One gateway replica's runtime, as the lead's factory builds it (kube_settings.py)."""
-    settings = Settings(opencode_model_name="fake-model", permission_policy="allow")  # type: ignore[call-arg]
-    template = PodTemplate(
-        image="registry.example.com/opencode/opencode-mcp-gateway:test",
-        llm_proxy_url=proxy.base_url,
-        opencode_env={
-            "OPENCODE_CONFIG_CONTENT": json.dumps(opencode_config(settings)),
-            "OPENCODE_MODEL_NAME": "fake-model",
-        },
-        runtime_class="gvisor",
-        resources={"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}},
-        storage_size="1Gi",
+    """One gateway replica's runtime, made by the factory the gateway uses, from its settings."""
+    settings = load_settings(
+        _env_file=None,
+        opencode_model_name="fake-model",
+        permission_policy="allow",
+        sandbox_kube_image="registry.example.com/opencode/opencode-mcp-gateway:test",
+        sandbox_kube_llm_proxy_url=proxy.base_url,
+        sandbox_kube_namespace=NAMESPACE,
+        sandbox_kube_prefix=PREFIX,
+        sandbox_kube_runtime_class="gvisor",
+        sandbox_kube_resources=json.dumps(
+            {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}}
+        ),
+        sandbox_kube_storage_size="1Gi",
+        sandbox_kube_start_seconds=120,
     )
     client = AsyncClient(KubeConfig.from_dict(kube.config()), namespace=NAMESPACE)
-    return KubernetesRuntime(template, prefix=PREFIX, namespace=NAMESPACE, client=client, start_timeout=120)
+    return kubernetes_runtime(settings, client)
 
 
 PASSWORD = "oc-password-of-this-sandbox"

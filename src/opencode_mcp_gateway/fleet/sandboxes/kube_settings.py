@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import json
 
+from lightkube import AsyncClient
+
 from ...config import Settings
 from ...opencode.supervisor import opencode_config
 from .kube_objects import PodTemplate
 from .kubernetes import KubernetesRuntime
 
 
-def kubernetes_runtime(settings: Settings) -> KubernetesRuntime:
+def kubernetes_runtime(settings: Settings, client: AsyncClient | None = None) -> KubernetesRuntime:
     """Each sandbox pod gets the OpenCode configuration spawn mode gives its own OpenCode
-    (the model through the LLM proxy, the permission policy, prices)."""
+    (the model through the LLM proxy, the permission policy, prices). `client`: the tests'
+    (else the in-cluster configuration, or KUBECONFIG)."""
     template = PodTemplate(
         image=settings.sandbox_kube_image,
         image_pull_policy=settings.sandbox_kube_image_pull_policy,
@@ -31,5 +34,6 @@ def kubernetes_runtime(settings: Settings) -> KubernetesRuntime:
         template,
         prefix=settings.sandbox_kube_prefix,
         namespace=settings.sandbox_kube_namespace,
+        client=client,
         start_timeout=settings.sandbox_kube_start_seconds,
     )
