@@ -115,4 +115,5 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 {{- include "ocgw.validateScaleOut" . -}}
 {{- include "ocgw.validateSplitPod" . -}}
+{{- include "ocgw.validateSandbox" . -}}
 {{- end -}}

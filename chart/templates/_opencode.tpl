@@ -53,6 +53,17 @@ processes either. See docs/design.md, "The agent's boundary". Lines indented for
             preStop:
               exec: {command: [sleep, {{ .Values.drainSeconds | toString | quote }}]}
           {{- end }}
+          # A hung OpenCode is restarted. The probe asks /global/health with the password this
+          # container already has (OPENCODE_PASSWORD): nothing secret is in the pod spec.
+          startupProbe:
+            {{- include "ocgw.opencodeProbe" . | nindent 12 }}
+            periodSeconds: {{ .Values.probes.startup.periodSeconds }}
+            failureThreshold: {{ .Values.probes.startup.failureThreshold }}
+          livenessProbe:
+            {{- include "ocgw.opencodeProbe" . | nindent 12 }}
+            periodSeconds: {{ .Values.probes.liveness.periodSeconds }}
+            timeoutSeconds: {{ .Values.probes.liveness.timeoutSeconds }}
+            failureThreshold: {{ .Values.probes.liveness.failureThreshold }}
           resources:
             {{- toYaml .Values.opencodeResources | nindent 12 }}
           securityContext:
@@ -79,4 +90,21 @@ Only where the cluster answers (`helm install/upgrade`; `helm template` cannot l
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+
+{{/* GET /global/health with the container's own password: the same script as every sandbox
+pod's (fleet/sandboxes/kube_objects.py PROBE_SCRIPT; a chart test keeps the two equal). */}}
+{{- define "ocgw.opencodeProbe" -}}
+exec:
+  command:
+    - python3
+    - -c
+    - |
+      import base64, os, urllib.request
+      password = os.environ.get("OPENCODE_SERVER_PASSWORD") or os.environ["OPENCODE_PASSWORD"]
+      user = os.environ.get("OPENCODE_SERVER_USERNAME") or "opencode"
+      port = os.environ.get("OPENCODE_PROBE_PORT") or "4096"
+      auth = base64.b64encode(f"{user}:{password}".encode()).decode()
+      request = urllib.request.Request(f"http://127.0.0.1:{port}/global/health", headers={"Authorization": "Basic " + auth})
+      urllib.request.urlopen(request, timeout=4)
 {{- end -}}

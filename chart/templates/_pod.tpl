@@ -104,6 +104,9 @@ StatefulSet (several: each pod is also one worker of the pool). Its lines are in
             - {name: GIT_COMMIT_AUTHOR, value: {{ . | quote }}}
             {{- end }}
             - {name: WORKSPACE_TTL_HOURS, value: {{ .Values.repositories.ttlHours | quote }}}
+            {{- if include "ocgw.sandboxed" . }}
+            {{- include "ocgw.sandboxEnv" . | nindent 12 }}
+            {{- end }}
             {{- range .Values.gateway.extraEnv }}
             - name: {{ .name | quote }}
               {{- if .valueFrom }}
@@ -142,6 +145,10 @@ StatefulSet (several: each pod is also one worker of the pool). Its lines are in
             {{- if .Values.repositories.credentialsSecret }}
             - {name: git-credentials, mountPath: /etc/opencode-gateway/git, readOnly: true}
             {{- end }}
+            {{- if include "ocgw.sandboxed" . }}
+            # where the Kubernetes client finds its in-cluster credentials; this container's only
+            - {name: kube-api, mountPath: /var/run/secrets/kubernetes.io/serviceaccount, readOnly: true}
+            {{- end }}
         {{- include "ocgw.opencodeContainer" . }}
       volumes:
         {{- /* With several replicas, `data` is each pod's claim from the volumeClaimTemplates. */}}
@@ -158,6 +165,9 @@ StatefulSet (several: each pod is also one worker of the pool). Its lines are in
           emptyDir: {}
         - name: opencode-tmp      # OpenCode's own: the gateway's /tmp is not the agent's to read
           emptyDir: {}
+        {{- if include "ocgw.sandboxed" . }}
+        {{- include "ocgw.kubeApiVolume" . | nindent 8 }}
+        {{- end }}
         {{- with include "ocgw.apiKeysSecret" . }}
         - name: api-keys
           secret: {secretName: {{ . }}, items: [{key: api-keys, path: api-keys}]}
