@@ -185,12 +185,14 @@ class TaskSubmitter:
 
     def _notify(self, previous: Any, url: str | None, message_id: str) -> dict[str, Any] | None:
         """The session's `notify` record (webhooks/records.py reads it): the caller's URL, which
-        a follow-up's new notify_url replaces, and the newest task; what was sent is kept.
-        None: this task's events go nowhere (no notify_url so far, no WEBHOOK_URL)."""
+        a follow-up's new notify_url replaces, the newest task, and whether the deployment-wide
+        WEBHOOK_URL is owed its events; what was sent is kept. None: the events go nowhere."""
         record = dict(previous) if isinstance(previous, dict) else {}
         if url:
             record["url"] = url
-        if not record and not self.settings.webhook_url:
+        if self.settings.webhook_url:
+            record["deployment"] = True
+        if not record:
             return None
         record["task"] = message_id
         return record

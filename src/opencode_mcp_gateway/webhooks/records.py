@@ -6,9 +6,11 @@ webhooks"):
 
     "notify": {"url": <the caller's notify_url or absent>,
                "task": <the newest task's user message id>,
+               "deployment": true when WEBHOOK_URL was set at submission,
                "sent": {<event id>: {<destination>: "delivered" | "failed"}}}
 
-The task layer writes `url` and `task` when a task is submitted (tasks/submitter.py); this
+The task layer writes `url`, `task` and `deployment` when a task is submitted
+(tasks/submitter.py); this
 module adds to `sent` once a delivery is settled (delivered, or given up after
 WEBHOOK_RETRY_SECONDS), keeping the newest MAX_SENT events. A restart, or the replica that
 takes over, sends whatever an ended task has no mark for, under the same event id.
@@ -36,6 +38,7 @@ class Target:
 
     url: str | None = None
     task: str | None = None
+    deployment: bool = False  # the deployment-wide endpoint is owed this session's events
     sent: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
@@ -47,6 +50,7 @@ class Target:
         return cls(
             url if isinstance(url, str) and url else None,
             task if isinstance(task, str) and task else None,
+            raw.get("deployment") is True,
             {k: v for k, v in sent.items() if isinstance(v, dict)} if isinstance(sent, dict) else {},
         )
 

@@ -38,7 +38,7 @@ from .records import Records, Target
 
 log = logging.getLogger(__name__)
 
-SWEEP_SECONDS = 60.0
+SWEEP_SECONDS = 120.0
 _CHANGES = frozenset({"session.idle", "session.error", "permission.asked", "question.asked"})
 
 
@@ -72,6 +72,7 @@ class Watcher:
         self._deployment_url = deployment_url
         self._sweep_seconds = sweep_seconds
         self._first_sweep_after = first_sweep_after  # peers' readiness known before choosing senders
+        self._swept = False
 
     async def run(self) -> None:
         with self._hub.subscribe(None) as sub:  # before the first sweep: nothing falls between
@@ -96,15 +97,22 @@ class Watcher:
         """Every session of this worker whose newest task's end is not marked as sent."""
         if self._duty.hosted_elsewhere(self.worker):
             return
+        checked = 0
         for session in await self._client.all_sessions():
             target = Target.of(session)
             if target is None or target.task is None or not _ours(session):
                 continue
             destinations = self._destinations(target, quiet=True)
+            if not target.deployment:  # a session from before WEBHOOK_URL: its past is not owed there
+                destinations.pop("deployment", None)
             ended = end_ids(str(TaskId(session.id, target.task, self.worker)))
-            if any(all(target.settled(e, d) for d in destinations) for e in ended):
+            if not destinations or any(all(target.settled(e, d) for d in destinations) for e in ended):
                 continue
+            checked += 1
             await self._guarded(self.check(session.id))
+        if not self._swept:
+            self._swept = True
+            log.info("webhooks: first sweep of worker %s done (%d sessions checked)", self.worker, checked)
 
     async def check(self, session_id: str) -> None:
         """Reads the session's notified task and hands over what it has to tell."""
