@@ -111,6 +111,8 @@ class Deliverer:
                 tg.start_soon(self._deliver, job, done)
 
     async def aclose(self) -> None:
+        self._send.close()
+        self._receive.close()
         await self._http.aclose()
 
     async def _deliver(self, job: Job, done: Done) -> None:
