@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import re
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -20,6 +21,7 @@ import mcp
 import pytest
 from standardwebhooks import Webhook
 
+from opencode_mcp_gateway.webhooks import Signer
 from tests.e2e.test_replicas import Replicas
 from tests.support.client import data, error_text, mcp_session, script
 from tests.support.procs import Gateway, OpenCodeServer
@@ -285,3 +287,27 @@ async def test_the_deployment_endpoint_gets_every_callers_events(
     to_platform = [d for d in receiver.deliveries("/platform") if d.json["data"]["task_id"] in ours]
     assert len(to_platform) == 2 and all(verified(d)["type"] == "task.completed" for d in to_platform)
     assert to_alice[0].id in {d.id for d in to_platform}  # one event, one id, wherever it goes
+
+
+def test_the_readmes_receiver_accepts_a_gateway_signature_and_refuses_a_forged_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    example = readme.split("**Verify the signature**", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    serve = 'HTTPServer(("0.0.0.0", 9000), Receiver).serve_forever()'
+    assert serve in example
+    monkeypatch.setenv("WEBHOOK_SECRET", SECRET)
+    scope: dict[str, Any] = {}
+    exec(example.replace(serve, ""), scope)  # noqa: S102 - the README's own code, as a reader runs it
+    server = scope["HTTPServer"](("127.0.0.1", 0), scope["Receiver"])
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        body = b'{"type": "task.completed", "timestamp": "t", "data": {"task_id": "x", "status": "completed"}}'
+        headers = Signer(SECRET).headers("evt_1", body)
+        assert httpx2.post(url, content=body, headers=headers).status_code == 204
+        forged = Signer("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()).headers("evt_2", body)
+        assert httpx2.post(url, content=body, headers=forged).status_code == 401
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -32,7 +32,7 @@ from ..tasks.permissions import CREATED_BY
 from ..tasks.views import TaskView
 from .delivery import Deliverer, Job, Result
 from .duty import Duty
-from .events import end_ids, events_of
+from .events import WAITING, end_ids, events_of
 from .policy import WebhookRefused, check_notify_url
 from .records import Records, Target
 
@@ -130,6 +130,8 @@ class Watcher:
             return
         view = await self._tasks.view(TaskId(session_id, target.task, self.worker), with_files=True)
         for event in events_of(view):
+            if event.kind == WAITING and session.metadata.get("permissionPolicy") != "ask":
+                continue  # under allow and deny the broker answers at once: nobody is waited for
             for destination, url in destinations.items():
                 if not target.settled(event.id, destination):
                     self._deliverer.enqueue(Job(event, destination, url, session_id), self._recorded)
