@@ -22,7 +22,7 @@ from tests.support.in_memory import InMemoryGateway, in_memory_gateway
 pytestmark = pytest.mark.anyio
 SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 HOOKS = "https://hooks.example.com/ci"
-SETTINGS = {"webhook_url_allowlist": HOOKS, "webhook_secret": SECRET}
+SETTINGS: dict[str, Any] = {"webhook_url_allowlist": HOOKS, "webhook_secret": SECRET}
 
 
 def record(gw: InMemoryGateway, session_id: str) -> dict[str, Any]:
