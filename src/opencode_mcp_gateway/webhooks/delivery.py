@@ -126,36 +126,19 @@ class Deliverer:
                 outcome = await self._attempt(job)
                 if outcome is None:
                     result = "delivered"
-                    log.info(
-                        "webhook %s %s attempt %d to %s: delivered",
-                        job.event.id,
-                        job.event.kind,
-                        attempt,
-                        job.destination,
-                    )
+                    _log(job, attempt, "delivered")
                     break
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    log.warning(
-                        "webhook %s %s attempt %d to %s: %s; given up after WEBHOOK_RETRY_SECONDS=%g",
-                        job.event.id,
-                        job.event.kind,
+                    _log(
+                        job,
                         attempt,
-                        job.destination,
-                        outcome,
-                        self.retry_seconds,
+                        f"{outcome}; given up after WEBHOOK_RETRY_SECONDS={self.retry_seconds:g}",
+                        logging.WARNING,
                     )
                     break
                 delay = min(next(delays), left)
-                log.info(
-                    "webhook %s %s attempt %d to %s: %s; next attempt in %.1fs",
-                    job.event.id,
-                    job.event.kind,
-                    attempt,
-                    job.destination,
-                    outcome,
-                    delay,
-                )
+                _log(job, attempt, f"{outcome}; next attempt in {delay:.1f}s")
                 await self._wait(delay)
             metrics.WEBHOOK_DELIVERIES.labels(job.event.kind, result).inc()
             self._finished[job.key] = None
@@ -189,3 +172,8 @@ class Deliverer:
         if 200 <= status < 300:
             return None
         return f"HTTP {status}" + (" (redirects are not followed)" if 300 <= status < 400 else "")
+
+
+def _log(job: Job, attempt: int, what: str, level: int = logging.INFO) -> None:
+    """One line per attempt: the event id, never the URL (it may hold a token), body or secret."""
+    log.log(level, "webhook %s %s attempt %d to %s: %s", job.event.id, job.event.kind, attempt, job.destination, what)
