@@ -79,15 +79,18 @@ class Watcher:
             while not await self._hub.wait_connected(60):
                 pass
             await anyio.sleep(self._first_sweep_after)
-            due = 0.0
+            due, swept_generation = 0.0, -1
             while True:
                 if time.monotonic() >= due:
+                    swept_generation = self._hub.generation
                     await self._guarded(self.sweep())
                     due = time.monotonic() + self._sweep_seconds
                 sessions: set[str] = set()
                 for event in await sub.next_batch(timeout=max(due - time.monotonic(), 0.1)):
                     if event.get("type") == "gateway.resync":
-                        due = 0.0
+                        # a gap (a reconnect since the last sweep, or this subscriber fell behind)
+                        if (event.get("properties") or {}).get("generation") != swept_generation:
+                            due = 0.0
                     elif (sid := _changed(event)) is not None:
                         sessions.add(sid)
                 for sid in sessions:
