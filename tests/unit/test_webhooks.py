@@ -14,6 +14,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from opencode_mcp_gateway.config import ConfigError, load_settings
+from opencode_mcp_gateway.edge.drain import Drain, HostWatch
 from opencode_mcp_gateway.opencode import Session
 from opencode_mcp_gateway.tasks.bounds import TEXT_LIMIT
 from opencode_mcp_gateway.tasks.views import FileChange, PendingRequest, TaskView, WorkspaceView
@@ -323,3 +324,32 @@ def test_the_deployment_url_carries_no_credentials(monkeypatch: pytest.MonkeyPat
     with pytest.raises(ConfigError, match="WEBHOOK_URL: must not carry credentials") as err:
         load_settings()
     assert "p4ss" not in str(err.value)
+
+
+@pytest.mark.anyio
+async def test_the_sender_choice_follows_every_peers_readiness_and_this_replicas_drain() -> None:
+    """With webhooks on, every peer is asked (not only hosts): one with no worker can send too."""
+    status = {"g1": 200, "g2": 200}
+
+    def readyz(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(status[request.url.host or ""])
+
+    drain = Drain("g0")
+    peers = {g: f"http://{g}:8080" for g in ("g0", "g1", "g2")}
+    watch = HostWatch({}, {}, drain, peers, every_peer=True, transport=httpx2.MockTransport(readyz))
+    try:
+        assert set(watch.peers) == {"g1", "g2"}
+        duty = Duty("g0", list(peers), {}, watch.ready)
+        sessions = [f"ses_{i:04d}" for i in range(30)]
+        assert {duty.sender("w0", s) for s in sessions} == {"g0", "g1", "g2"}
+        status["g1"] = 503
+        for peer in watch.peers.values():
+            await peer.check()
+        assert {duty.sender("w0", s) for s in sessions} == {"g0", "g2"}
+        drain.start()  # this replica stops: its share goes to the ready one
+        assert {duty.sender("w0", s) for s in sessions} == {"g2"}
+    finally:
+        await watch.aclose()
+    hosts_only = HostWatch({}, {}, Drain("g0"), peers)
+    assert not hosts_only.peers  # without webhooks, only hosts are asked
+    await hosts_only.aclose()
