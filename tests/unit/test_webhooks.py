@@ -353,3 +353,12 @@ async def test_the_sender_choice_follows_every_peers_readiness_and_this_replicas
     hosts_only = HostWatch({}, {}, Drain("g0"), peers)
     assert not hosts_only.peers  # without webhooks, only hosts are asked
     await hosts_only.aclose()
+
+
+def test_a_refusal_never_repeats_the_query_or_the_credentials() -> None:
+    """The SDK logs a tool error's message: a receiver's token in the query must not get there."""
+    for url in ("https://hooks.example.com/other?token=t0k3n", "ftp://u:p4ss@hooks.example.com/team?token=t0k3n"):
+        with pytest.raises(WebhookRefused) as refused:
+            check_notify_url(url, ALLOWED)
+        assert "t0k3n" not in str(refused.value) and "p4ss" not in str(refused.value)
+        assert "hooks.example.com" in str(refused.value)

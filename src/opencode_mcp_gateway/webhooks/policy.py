@@ -25,8 +25,7 @@ def check_notify_url(url: str, allow_list: list[str]) -> str:
     """The URL as it will be used (stripped), or WebhookRefused naming what to fix."""
     raw = url.strip()
     parts = urlsplit(raw)
-    shown = parts._replace(netloc=parts.hostname or "").geturl() if "@" in parts.netloc else raw
-    shown = shown[:200]
+    shown = _shown(raw)
     if parts.scheme.lower() not in ("http", "https"):
         raise WebhookRefused(
             f"notify_url {shown!r} is refused: only http:// and https:// URLs receive webhooks "
@@ -71,3 +70,15 @@ def _under(url: str, prefix: str) -> bool:
     base = p.path.rstrip("/")
     path = u.path or "/"
     return path.rstrip("/") == base or path.startswith(base + "/")
+
+
+def _shown(url: str) -> str:
+    """The URL fit for an error message (which the SDK logs): no userinfo and no query, where a
+    receiver's token often sits."""
+    parts = urlsplit(url)
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname or ""
+    try:
+        netloc = f"{host}:{parts.port}" if parts.port else host
+    except ValueError:  # a port that is not a number
+        netloc = host
+    return parts._replace(netloc=netloc, query="", fragment="").geturl()[:200]

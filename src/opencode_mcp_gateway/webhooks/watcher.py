@@ -144,9 +144,9 @@ class Watcher:
         if target.url:
             try:
                 found["caller"] = check_notify_url(target.url, self._allow_list)
-            except WebhookRefused as exc:
-                if not quiet:
-                    log.warning("a session's notify_url is no longer allowed; not sending to it: %s", exc)
+            except WebhookRefused:
+                if not quiet:  # not the URL itself: it may hold the receiver's token
+                    log.warning("a session's notify_url is not allowed by WEBHOOK_URL_ALLOWLIST: nothing is sent to it")
         if self._deployment_url:
             found["deployment"] = self._deployment_url
         return found
