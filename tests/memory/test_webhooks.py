@@ -130,3 +130,13 @@ async def test_an_ended_task_with_no_mark_is_sent_by_the_first_sweep_once() -> N
         async with watching(gw, received):  # and a second start finds it marked
             await anyio.sleep(0.5)
     assert len(received) == 1 and json.loads(received[0].content)["data"]["result"] == "while nobody watched"
+
+
+async def test_both_run_tools_take_notify_url_and_say_what_it_does() -> None:
+    async with in_memory_gateway() as gw, gw.mcp() as c:
+        tools = {t.name: t for t in (await c.list_tools()).tools}
+    for name in ("run_coding_task", "run_coding_task_async"):
+        described = tools[name].input_schema["properties"]["notify_url"]
+        assert "WEBHOOK_URL_ALLOWLIST" in described["description"] and "notify_url" not in tools[name].input_schema.get(
+            "required", []
+        )
