@@ -140,3 +140,22 @@ async def test_both_run_tools_take_notify_url_and_say_what_it_does() -> None:
         assert "WEBHOOK_URL_ALLOWLIST" in described["description"] and "notify_url" not in tools[name].input_schema.get(
             "required", []
         )
+
+
+async def test_a_turn_ended_unsent_before_a_follow_up_is_still_owed_and_sent() -> None:
+    """Nobody sent the first turn's end (no gateway watching, say) before a follow-up came: the
+    record keeps it owed, and the next sweep sends both ends, once."""
+    received: list[httpx2.Request] = []
+    async with in_memory_gateway(**SETTINGS) as gw, gw.mcp() as c:
+        gw.fake.queue(Reply("first"))
+        first = data(await c.call_tool("run_coding_task", {"prompt": "one", "notify_url": HOOKS}))
+        gw.fake.queue(Reply("second"))
+        second = data(await c.call_tool("run_coding_task", {"prompt": "two", "task_id": first["task_id"]}))
+        sid = first["session_id"]
+        assert len(record(gw, sid)["owed"]) == 2
+        async with watching(gw, received):
+            await until(lambda: len(received) == 2 and not record(gw, sid)["owed"])
+        async with watching(gw, received):
+            await anyio.sleep(0.5)
+    assert sorted(json.loads(r.content)["data"]["result"] for r in received) == ["first", "second"]
+    assert {json.loads(r.content)["data"]["task_id"] for r in received} == {first["task_id"], second["task_id"]}

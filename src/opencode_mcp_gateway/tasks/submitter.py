@@ -34,6 +34,7 @@ from .sessions import SessionStore
 from .tracker import TaskTracker
 
 log = logging.getLogger(__name__)
+OWED_TASKS = 16  # tasks of one session whose webhook is still owed (webhooks/records.py)
 
 
 @dataclass(frozen=True)
@@ -185,8 +186,9 @@ class TaskSubmitter:
 
     def _notify(self, previous: Any, url: str | None, message_id: str) -> dict[str, Any] | None:
         """The session's `notify` record (webhooks/records.py reads it): the caller's URL, which
-        a follow-up's new notify_url replaces, the newest task, and whether the deployment-wide
-        WEBHOOK_URL is owed its events; what was sent is kept. None: the events go nowhere."""
+        a follow-up's new notify_url replaces, the newest task, the tasks whose end is still
+        owed, and whether the deployment-wide WEBHOOK_URL is owed their events; what was sent is
+        kept. None: the events go nowhere."""
         record = dict(previous) if isinstance(previous, dict) else {}
         if url:
             record["url"] = url
@@ -194,5 +196,7 @@ class TaskSubmitter:
             record["deployment"] = True
         if not record:
             return None
+        owed = record.get("owed")
         record["task"] = message_id
+        record["owed"] = [*(owed if isinstance(owed, list) else []), message_id][-OWED_TASKS:]
         return record

@@ -43,6 +43,7 @@ class Job:
     destination: str  # "caller" (the task's notify_url) or "deployment" (WEBHOOK_URL)
     url: str
     session_id: str
+    destinations: tuple[str, ...] = ()  # every destination of this event (its end is settled once all are)
 
     @property
     def key(self) -> tuple[str, str]:

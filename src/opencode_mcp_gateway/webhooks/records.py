@@ -6,13 +6,14 @@ webhooks"):
 
     "notify": {"url": <the caller's notify_url or absent>,
                "task": <the newest task's user message id>,
+               "owed": [<user message ids of the tasks whose end is not settled yet>],
                "deployment": true when WEBHOOK_URL was set at submission,
                "sent": {<event id>: {<destination>: "delivered" | "failed"}}}
 
-The task layer writes `url`, `task` and `deployment` when a task is submitted
-(tasks/submitter.py); this
-module adds to `sent` once a delivery is settled (delivered, or given up after
-WEBHOOK_RETRY_SECONDS), keeping the newest MAX_SENT events. A restart, or the replica that
+The task layer writes `url`, `task`, `owed` and `deployment` when a task is submitted
+(tasks/submitter.py); this module adds to `sent` once a delivery is settled (delivered, or
+given up after WEBHOOK_RETRY_SECONDS), keeping the newest MAX_SENT events, and takes a task
+off `owed` once its end is settled for every destination. A restart, or the replica that
 takes over, sends whatever an ended task has no mark for, under the same event id.
 """
 
@@ -38,6 +39,7 @@ class Target:
 
     url: str | None = None
     task: str | None = None
+    owed: tuple[str, ...] = ()
     deployment: bool = False  # the deployment-wide endpoint is owed this session's events
     sent: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -46,16 +48,23 @@ class Target:
         raw = session.metadata.get(KEY)
         if not isinstance(raw, dict):
             return None
-        url, task, sent = raw.get("url"), raw.get("task"), raw.get("sent")
+        url, task, owed, sent = raw.get("url"), raw.get("task"), raw.get("owed"), raw.get("sent")
         return cls(
             url if isinstance(url, str) and url else None,
             task if isinstance(task, str) and task else None,
+            tuple(t for t in owed if isinstance(t, str) and t) if isinstance(owed, list) else (),
             raw.get("deployment") is True,
             {k: v for k, v in sent.items() if isinstance(v, dict)} if isinstance(sent, dict) else {},
         )
 
     def settled(self, event_id: str, destination: str) -> bool:
         return destination in self.sent.get(event_id, {})
+
+    @property
+    def tasks(self) -> tuple[str | None, ...]:
+        """The tasks to look at: those owed (a record from before `owed`: its newest), else the
+        session's newest task (None)."""
+        return self.owed or ((self.task,) if self.task else (None,))
 
 
 class Records:
@@ -65,9 +74,20 @@ class Records:
         self._client = client
         self._locks: dict[str, anyio.Lock] = {}
 
-    async def mark(self, session_id: str, event_id: str, destination: str, result: str) -> None:
-        """PATCH replaces the whole metadata: read it afresh, change only `notify.sent`, and
-        never run two marks of one session at once (they would undo each other)."""
+    async def mark(
+        self,
+        session_id: str,
+        event_id: str,
+        destination: str,
+        result: str,
+        *,
+        ends: str | None = None,
+        destinations: tuple[str, ...] = (),
+    ) -> None:
+        """PATCH replaces the whole metadata: read it afresh, change only `notify`, and never
+        run two marks of one session at once (they would undo each other). `ends`: the task
+        (user message id) this event is the end of, owed no more once every one of
+        `destinations` has it settled."""
         lock = self._locks.setdefault(session_id, anyio.Lock())
         try:
             async with lock:
@@ -79,6 +99,8 @@ class Records:
                 entry[destination] = result
                 sent[event_id] = entry
                 notify["sent"] = dict(list(sent.items())[-MAX_SENT:])
+                if ends is not None and set(destinations) <= set(entry):
+                    notify["owed"] = [t for t in notify.get("owed") or [] if t != ends]
                 metadata[KEY] = notify
                 await self._client.update_session_metadata(session_id, metadata)
         except OpenCodeError as exc:  # the delivery stands; at worst it is sent again, same id

@@ -2,14 +2,14 @@
 
 A background subscriber to the worker's shared event stream: after an event that can end
 a task or open a request (`session.idle`, `session.error`, `permission.asked`,
-`question.asked`) it reads the session's newest notified task the way `get_task_status`
-does and hands each event the read shows (its end, or each open request) to the
+`question.asked`) it reads the session's owed tasks (those whose end is not settled) the way
+`get_task_status` does and hands each event the read shows (its end, or each open request) to the
 deliverer, once per destination that has no mark in the session's `notify` record.
 
 A sweep makes up for what no event said: at start (a task that ended while every gateway
 was stopped), after a gap in the stream, and every SWEEP_SECONDS (a replica that stopped
 while it owed a delivery: the next sender finds it unmarked). It lists the worker's
-sessions once and reads only those whose newest task's end is not yet marked.
+sessions once and reads only those with an owed task whose end is not yet marked.
 
 Only the replica `Duty` names acts on a session; a notify_url read back from the metadata is
 checked against WEBHOOK_URL_ALLOWLIST again before anything is sent to it (the agent holds
@@ -27,7 +27,7 @@ import anyio
 
 from ..opencode import Event as StreamEvent
 from ..opencode import EventHub, OpenCodeClient, OpenCodeError, Session, session_id_of
-from ..tasks import TaskError, TaskId
+from ..tasks import TaskError, TaskId, parse_task_id
 from ..tasks.permissions import CREATED_BY
 from ..tasks.views import TaskView
 from .delivery import Deliverer, Job, Result
@@ -108,8 +108,9 @@ class Watcher:
             destinations = self._destinations(target, quiet=True)
             if not target.deployment:  # a session from before WEBHOOK_URL: its past is not owed there
                 destinations.pop("deployment", None)
-            ended = end_ids(str(TaskId(session.id, target.task, self.worker)))
-            if not destinations or any(all(target.settled(e, d) for d in destinations) for e in ended):
+            if not destinations or all(
+                self._settled(target, session.id, t, destinations) for t in target.tasks if t is not None
+            ):
                 continue
             checked += 1
             await self._guarded(self.check(session.id))
@@ -131,13 +132,22 @@ class Watcher:
         destinations = self._destinations(target)
         if not destinations:
             return
-        view = await self._tasks.view(TaskId(session_id, target.task, self.worker), with_files=True)
-        for event in events_of(view):
-            if event.kind == WAITING and session.metadata.get("permissionPolicy") != "ask":
-                continue  # under allow and deny the broker answers at once: nobody is waited for
-            for destination, url in destinations.items():
-                if not target.settled(event.id, destination):
-                    self._deliverer.enqueue(Job(event, destination, url, session_id), self._recorded)
+        for task in target.tasks:
+            if task is not None and self._settled(target, session_id, task, destinations):
+                continue
+            view = await self._tasks.view(TaskId(session_id, task, self.worker), with_files=True)
+            for event in events_of(view):
+                if event.kind == WAITING and session.metadata.get("permissionPolicy") != "ask":
+                    continue  # under allow and deny the broker answers at once: nobody is waited for
+                for destination, url in destinations.items():
+                    if not target.settled(event.id, destination):
+                        job = Job(event, destination, url, session_id, tuple(destinations))
+                        self._deliverer.enqueue(job, self._recorded)
+
+    def _settled(self, target: Target, session_id: str, task: str, destinations: dict[str, str]) -> bool:
+        """The task's end is marked for every destination (one of its three possible ids)."""
+        ends = end_ids(str(TaskId(session_id, task, self.worker)))
+        return any(all(target.settled(e, d) for d in destinations) for e in ends)
 
     def _destinations(self, target: Target, *, quiet: bool = False) -> dict[str, str]:
         found: dict[str, str] = {}
@@ -152,7 +162,10 @@ class Watcher:
         return found
 
     async def _recorded(self, job: Job, result: Result) -> None:
-        await self._records.mark(job.session_id, job.event.id, job.destination, result)
+        ends = parse_task_id(job.event.task_id).message_id if job.event.kind != WAITING else None
+        await self._records.mark(
+            job.session_id, job.event.id, job.destination, result, ends=ends, destinations=job.destinations
+        )
 
     async def _guarded(self, work: Awaitable[None]) -> None:
         try:
