@@ -220,4 +220,10 @@ def _webhooks(
         )
         for w in workers
     ]
+    log.info(
+        "webhooks on: %d WEBHOOK_URL_ALLOWLIST prefixes, %s, failing deliveries retried for %gs",
+        len(settings.webhook_allow_list),
+        "a deployment-wide WEBHOOK_URL" if settings.webhook_url else "no WEBHOOK_URL",
+        settings.webhook_retry_seconds,
+    )
     return deliverer, watchers
