@@ -61,10 +61,9 @@ class Target:
         return destination in self.sent.get(event_id, {})
 
     @property
-    def tasks(self) -> tuple[str | None, ...]:
-        """The tasks to look at: those owed (a record from before `owed`: its newest), else the
-        session's newest task (None)."""
-        return self.owed or ((self.task,) if self.task else (None,))
+    def tasks(self) -> tuple[str, ...]:
+        """The tasks owed their end (a record from before `owed`: its newest)."""
+        return self.owed or ((self.task,) if self.task else ())
 
 
 class Records:

@@ -97,7 +97,7 @@ class Watcher:
                     await self._guarded(self.check(sid))
 
     async def sweep(self) -> None:
-        """Every session of this worker whose newest task's end is not marked as sent."""
+        """Every session of this worker with an owed task whose end is not marked as sent."""
         if self._duty.hosted_elsewhere(self.worker):
             return
         checked = 0
@@ -108,9 +108,7 @@ class Watcher:
             destinations = self._destinations(target, quiet=True)
             if not target.deployment:  # a session from before WEBHOOK_URL: its past is not owed there
                 destinations.pop("deployment", None)
-            if not destinations or all(
-                self._settled(target, session.id, t, destinations) for t in target.tasks if t is not None
-            ):
+            if not destinations or all(self._settled(target, session.id, t, destinations) for t in target.tasks):
                 continue
             checked += 1
             await self._guarded(self.check(session.id))
@@ -132,10 +130,14 @@ class Watcher:
         destinations = self._destinations(target)
         if not destinations:
             return
+        # The newest task always (a record written in a race may miss it), then what else is owed.
+        newest = await self._tasks.view(TaskId(session_id, None, self.worker), with_files=True)
+        views = [newest]
         for task in target.tasks:
-            if task is not None and self._settled(target, session_id, task, destinations):
-                continue
-            view = await self._tasks.view(TaskId(session_id, task, self.worker), with_files=True)
+            tid = TaskId(session_id, task, self.worker)
+            if str(tid) != newest.task_id and not self._settled(target, session_id, task, destinations):
+                views.append(await self._tasks.view(tid, with_files=True))
+        for view in views:
             for event in events_of(view):
                 if event.kind == WAITING and session.metadata.get("permissionPolicy") != "ask":
                     continue  # under allow and deny the broker answers at once: nobody is waited for
