@@ -107,6 +107,15 @@ StatefulSet (several: each pod is also one worker of the pool). Its lines are in
             {{- if include "ocgw.sandboxed" . }}
             {{- include "ocgw.sandboxEnv" . | nindent 12 }}
             {{- end }}
+            - name: WEBHOOK_SECRET
+              valueFrom: {secretKeyRef: {name: {{ $secret }}, key: webhook-secret, optional: {{ not (empty .Values.existingSecret) }}}}
+            {{- with .Values.webhooks.urlAllowlist }}
+            - {name: WEBHOOK_URL_ALLOWLIST, value: {{ . | quote }}}
+            {{- end }}
+            {{- with .Values.webhooks.url }}
+            - {name: WEBHOOK_URL, value: {{ . | quote }}}
+            {{- end }}
+            - {name: WEBHOOK_RETRY_SECONDS, value: {{ .Values.webhooks.retrySeconds | toString | quote }}}
             {{- range .Values.gateway.extraEnv }}
             - name: {{ .name | quote }}
               {{- if .valueFrom }}

@@ -52,13 +52,16 @@ then stops OpenCode (up to 10 s). */}}
 {{- end -}}
 
 {{/* A secret value of this release's Secret: the one it already holds (so `helm upgrade` keeps
-it), else a new random one. Argument: (list $ key). */}}
+it), else a new one: random, or the third argument when given (a value in a format of its own).
+Argument: (list $ key [new]). */}}
 {{- define "ocgw.keptSecret" -}}
 {{- $root := index . 0 -}}
 {{- $existing := lookup "v1" "Secret" $root.Release.Namespace (include "ocgw.fullname" $root) -}}
 {{- $kept := "" -}}
 {{- if $existing -}}{{- $kept = index ($existing.data | default dict) (index . 1) | default "" | b64dec -}}{{- end -}}
-{{- $kept | default (randAlphaNum 40) -}}
+{{- $fresh := "" -}}
+{{- if gt (len .) 2 -}}{{- $fresh = index . 2 -}}{{- else -}}{{- $fresh = randAlphaNum 40 -}}{{- end -}}
+{{- $kept | default $fresh -}}
 {{- end -}}
 
 {{- define "ocgw.validateScaleOut" -}}

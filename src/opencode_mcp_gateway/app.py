@@ -20,13 +20,14 @@ from starlette.routing import Mount, Route
 from .auth import build_authenticator, metadata_routes
 from .config import Settings
 from .edge import LOCAL_NAMES, Drain, GatewayGuard, HostRules, HostWatch, OriginRules, SessionQuota, SessionRouter
-from .fleet import TaskPool, build_worker
+from .fleet import TaskPool, Worker, build_worker
 from .observability import metrics
 from .observability.logs import RequestIds
 from .opencode import EventHub, OpenCodeClient
 from .opencode.llm_proxy import LLMProxy
 from .opencode.supervisor import OpenCodeSupervisor
 from .tools import build_server
+from .webhooks import Deliverer, Duty, Signer, Watcher
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,10 @@ def create_app(
     # A stopping replica's worker leaves placement everywhere (drain.py).
     drain = Drain(settings.gateway_id)
     hosts = settings.worker_hosts
-    watch = HostWatch(hosts, {w.name: w.load for w in workers}, drain, peers) if hosts else None
+    webhooks = settings.webhooks_enabled
+    loads = {w.name: w.load for w in workers}
+    watch = HostWatch(hosts, loads, drain, peers, every_peer=webhooks) if hosts or (peers and webhooks) else None
+    deliverer, watchers = _webhooks(settings, workers, watch)
 
     async def healthz(_: Request) -> JSONResponse:
         opencode, health = await service.health(timeout=2.0)
@@ -140,6 +144,10 @@ def create_app(
                 tg.start_soon(worker.run)
             if watch is not None:
                 tg.start_soon(watch.run)
+            if deliverer is not None:
+                tg.start_soon(deliverer.run)
+            for watcher in watchers:
+                tg.start_soon(watcher.run)
             try:
                 async with mcp.session_manager.run():
                     yield
@@ -160,6 +168,8 @@ def create_app(
                 await router.aclose()
             if watch is not None:
                 await watch.aclose()
+            if deliverer is not None:
+                await deliverer.aclose()
 
     app = Starlette(
         routes=[
@@ -180,3 +190,40 @@ def create_app(
     app.state.supervisor = supervisor
     app.state.drain = drain
     return app
+
+
+def _webhooks(
+    settings: Settings, workers: list[Worker], watch: HostWatch | None
+) -> tuple[Deliverer | None, list[Watcher]]:
+    """Completion webhooks (webhooks/): one deliverer, and a watcher on each worker."""
+    if not settings.webhooks_enabled or settings.webhook_secret is None:
+        return None, []
+    deliverer = Deliverer(
+        Signer(settings.webhook_secret.get_secret_value()),
+        retry_seconds=settings.webhook_retry_seconds,
+        attempt_timeout=settings.webhook_attempt_timeout_seconds,
+        backoff_seconds=settings.webhook_backoff_seconds,
+    )
+    peers = settings.peer_map
+    duty = Duty(settings.gateway_id, list(peers), settings.worker_hosts, watch.ready if watch else lambda _: True)
+    watchers = [
+        Watcher(
+            w.name,
+            w.client,
+            w.hub,
+            w.service,
+            deliverer,
+            duty,
+            allow_list=settings.webhook_allow_list,
+            deployment_url=settings.webhook_url,
+            first_sweep_after=2.0 if peers else 0.0,  # two rounds of the peers' readiness
+        )
+        for w in workers
+    ]
+    log.info(
+        "webhooks on: %d WEBHOOK_URL_ALLOWLIST prefixes, %s, failing deliveries retried for %gs",
+        len(settings.webhook_allow_list),
+        "a deployment-wide WEBHOOK_URL" if settings.webhook_url else "no WEBHOOK_URL",
+        settings.webhook_retry_seconds,
+    )
+    return deliverer, watchers

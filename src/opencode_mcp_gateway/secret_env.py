@@ -23,7 +23,14 @@ _PIPE_SAFE = 60_000  # written before exec: must fit the pipe's buffer
 # The settings that hold secrets (the SecretStr fields of config.Settings; a unit test keeps
 # the two in step). Listed here so that the re-exec happens before pydantic is imported.
 SECRET_SETTINGS = frozenset(
-    {"MCP_BEARER_TOKEN", "OPENCODE_PASSWORD", "OPENCODE_API_KEY", "REQUEST_STATE_KEY", "LLM_PROXY_TOKEN"}
+    {
+        "MCP_BEARER_TOKEN",
+        "OPENCODE_PASSWORD",
+        "OPENCODE_API_KEY",
+        "REQUEST_STATE_KEY",
+        "LLM_PROXY_TOKEN",
+        "WEBHOOK_SECRET",
+    }
 )
 
 

@@ -128,6 +128,8 @@ def test_secrets_are_referenced_never_plain() -> None:
     data = dict(secret_doc["stringData"])
     link = data.pop("llm-proxy-token")  # generated: links the pod's two containers (test_split_pod.py)
     assert len(link) >= 32 and link not in rendered_env
+    signing = data.pop("webhook-secret")  # generated: signs the webhooks (test_webhooks_chart.py)
+    assert signing.startswith("whsec_") and signing not in rendered_env
     assert data == {
         "opencode-api-key": "sk-chart-secret-key",
         "mcp-bearer-token": "bearer-chart-token",

@@ -31,6 +31,8 @@ PROMISED = {
     "ocgw_event_stream_reconnects_total": {"worker"},
     "ocgw_llm_tokens_total": {"model", "kind"},
     "ocgw_llm_cost_usd_total": {"model"},
+    "ocgw_webhook_deliveries_total": {"event", "result"},  # issue 21
+    "ocgw_webhook_retry_backlog": set(),
 }
 
 

@@ -25,7 +25,10 @@ ALLOWED: dict[str, set[str]] = {
     "workspaces": {"config", "observability", "opencode", "primitives"},
     "tasks": {"config", "observability", "opencode", "primitives", "workspaces"},
     "fleet": {"config", "observability", "opencode", "primitives", "tasks", "workspaces"},
-    "tools": {"auth", "config", "fleet", "observability", "opencode", "primitives", "tasks", "workspaces"},
+    # Completion webhooks: built on the task layer's reads (views, bounds, ids) and OpenCode's
+    # records; settings come in as values from the assembly, so no `config`.
+    "webhooks": {"observability", "opencode", "primitives", "tasks"},
+    "tools": {"auth", "config", "fleet", "observability", "opencode", "primitives", "tasks", "webhooks", "workspaces"},
     "edge": {"auth", "config", "fleet", "observability", "primitives"},
 }
 # The top level: entry points, the assembly, and secret_env, which must run before any

@@ -4,7 +4,7 @@ Every setting is an environment variable with the same name in upper case. A bad
 stops start-up with one line that names the variable (see `load_settings`). The settings
 come in groups, one module each: the gateway and its OpenCode (`_gateway`), who may call
 (`_access`), the work (`_work`: budgets, repository workspaces), scale-out (`_scale`) and
-the kubernetes sandbox runtime (`_kube_sandbox`);
+the kubernetes sandbox runtime (`_kube_sandbox`); completion webhooks (`_webhooks`);
 `Settings` joins them and checks what spans groups. Parsing that settings need lives here
 too: who is who (`_topology`: workers, peers) and the split pod's rule (`_split_pod`).
 
@@ -26,6 +26,7 @@ from ._scale import ScaleSettings
 from ._split_pod import GATEWAY_ONLY, split_pod_problem
 from ._topology import PEER_SEPARATOR, expand_template, hosts_by_ordinal, parse_worker_gateways, parse_workers
 from ._values import ConfigError, describe_validation_error, given, is_loopback, shown_url
+from ._webhooks import WebhookSettings
 from ._work import WorkSettings
 
 __all__ = [
@@ -44,7 +45,9 @@ __all__ = [
 ]
 
 
-class Settings(GatewaySettings, AccessSettings, WorkSettings, ScaleSettings, KubeSandboxSettings, BaseSettings):
+class Settings(
+    GatewaySettings, AccessSettings, WorkSettings, ScaleSettings, KubeSandboxSettings, WebhookSettings, BaseSettings
+):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
     @model_validator(mode="after")

@@ -26,6 +26,7 @@ GATEWAY_ONLY = (
     "request_state_key",
     "git_credentials_file",
     "mcp_api_keys_file",
+    "webhook_secret",
 )
 OPENCODE_NEEDS = ("opencode_model_name", "llm_proxy_port", "llm_proxy_token", "opencode_password")
 GATEWAY_PROXY_NEEDS = ("opencode_api_url", "opencode_api_key", "llm_proxy_token")

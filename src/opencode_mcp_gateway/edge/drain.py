@@ -82,7 +82,8 @@ class PeerReadiness:
 
 
 class HostWatch:
-    """Gives each hosted worker its host, and keeps the other replicas' readiness current."""
+    """Gives each hosted worker its host, and keeps the other replicas' readiness current.
+    `every_peer`: follow every peer, not only hosts (who sends a webhook, webhooks/duty.py)."""
 
     def __init__(
         self,
@@ -91,10 +92,14 @@ class HostWatch:
         drain: Drain,
         peers: Mapping[str, str],
         *,
+        every_peer: bool = False,
         transport: httpx2.AsyncBaseTransport | None = None,
     ) -> None:
         self._http = httpx2.AsyncClient(timeout=httpx2.Timeout(2.0), transport=transport)
+        self._drain = drain
         self.peers: dict[str, PeerReadiness] = {}
+        if every_peer:
+            self.peers = {n: PeerReadiness(n, url, self._http) for n, url in peers.items() if n != drain.name}
         for worker, gateway in hosts.items():
             load = loads.get(worker)
             if load is None or gateway not in peers:
@@ -105,6 +110,13 @@ class HostWatch:
                 if gateway not in self.peers:
                     self.peers[gateway] = PeerReadiness(gateway, peers[gateway], self._http)
                 load.host = self.peers[gateway]
+
+    def ready(self, name: str) -> bool:
+        """Whether replica `name` is ready: this one unless stopping, a peer by its last answer."""
+        if name == self._drain.name:
+            return self._drain.accepting
+        peer = self.peers.get(name)
+        return peer is not None and peer.accepting
 
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:

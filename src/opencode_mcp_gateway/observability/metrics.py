@@ -71,6 +71,20 @@ LLM_TOKENS = Counter(
 )
 LLM_COST = Counter("ocgw_llm_cost_usd", "Cost in USD of this gateway's tasks, by model", ["model"], registry=REGISTRY)
 
+WEBHOOK_DELIVERIES = Counter(
+    "ocgw_webhook_deliveries",
+    "Webhook deliveries (one per event and destination) by event and result: delivered, failed (given up "
+    "after WEBHOOK_RETRY_SECONDS), dropped (too many pending)",
+    ["event", "result"],
+    registry=REGISTRY,
+)
+for _event in ("task.completed", "task.failed", "task.aborted", "task.waiting_for_input"):
+    for _result in ("delivered", "failed", "dropped"):
+        WEBHOOK_DELIVERIES.labels(_event, _result)
+WEBHOOK_RETRY_BACKLOG = Gauge(
+    "ocgw_webhook_retry_backlog", "Webhook deliveries waiting for their next attempt", registry=REGISTRY
+)
+
 TOKEN_KINDS = ("input", "output", "reasoning", "cache_read", "cache_write")
 
 

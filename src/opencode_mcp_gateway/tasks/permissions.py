@@ -46,9 +46,11 @@ def session_metadata(
     owner: str | None = None,
     budget: dict[str, Any] | None = None,
     workspace: dict[str, Any] | None = None,
+    notify: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What every replica reads back from the session: who made it and under which policy,
-    and each feature's own record (the caller who owns it, its budget, its workspace)."""
+    and each feature's own record (the caller who owns it, its budget, its workspace, where
+    its webhooks go)."""
     metadata: dict[str, Any] = {"createdBy": CREATED_BY, "permissionPolicy": policy}
     if owner:
         metadata["owner"] = owner
@@ -56,6 +58,8 @@ def session_metadata(
         metadata["budget"] = budget
     if workspace is not None:
         metadata["workspace"] = workspace
+    if notify is not None:
+        metadata["notify"] = notify
     return metadata
 
 

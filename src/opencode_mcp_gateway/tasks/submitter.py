@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import anyio
 
@@ -33,6 +34,7 @@ from .sessions import SessionStore
 from .tracker import TaskTracker
 
 log = logging.getLogger(__name__)
+OWED_TASKS = 16  # tasks of one session whose webhook is still owed (webhooks/records.py)
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class TaskRequest:
     branch: str | None = None
     push: bool = False
     isolate: bool = False
+    notify_url: str | None = None  # checked by the caller (webhooks.check_notify_url)
 
     @property
     def wants_workspace(self) -> bool:
@@ -128,7 +131,7 @@ class TaskSubmitter:
             resumed = await self.workspaces.resume(session, str(task))
             if resumed:
                 self.sessions.remember(resumed)
-            await self._record_budget(resumed or session, request.budget)
+            await self._record_follow_up(resumed or session, request, message_id)
         else:
             name = (request.title or request.prompt.strip().splitlines()[0])[:80]
             created = await self.client.create_session(
@@ -140,6 +143,7 @@ class TaskSubmitter:
                     owner=owner_to_record(),
                     budget=request.budget.as_metadata(),
                     workspace=asdict(plan.record) if plan else None,
+                    notify=self._notify(None, request.notify_url, message_id),
                 ),
             )
             session_id = created.id
@@ -165,11 +169,34 @@ class TaskSubmitter:
                 await self.client.delete_session(created.id)
             raise
 
-    async def _record_budget(self, session: Session, budget: Budget) -> None:
-        """A follow-up's budget replaces the session's (a session runs one task at a time)."""
-        if Budget.of_session(session) == budget:
-            return
+    async def _record_follow_up(self, session: Session, request: TaskRequest, message_id: str) -> None:
+        """A follow-up's budget replaces the session's (a session runs one task at a time), and
+        its task becomes the one the session's webhooks are about."""
+        if self.settings.webhooks_enabled:  # read afresh: webhooks write `notify.sent` elsewhere
+            session = await self.client.get_session(session.id)
         metadata = {k: v for k, v in session.metadata.items() if k != "budget"}
-        if budget.as_metadata():
-            metadata["budget"] = budget.as_metadata()
+        if request.budget.as_metadata():
+            metadata["budget"] = request.budget.as_metadata()
+        notify = self._notify(metadata.get("notify"), request.notify_url, message_id)
+        if notify is not None:
+            metadata["notify"] = notify
+        if metadata == session.metadata:
+            return
         self.sessions.remember(await self.client.update_session_metadata(session.id, metadata))
+
+    def _notify(self, previous: Any, url: str | None, message_id: str) -> dict[str, Any] | None:
+        """The session's `notify` record (webhooks/records.py reads it): the caller's URL, which
+        a follow-up's new notify_url replaces, the newest task, the tasks whose end is still
+        owed, and whether the deployment-wide WEBHOOK_URL is owed their events; what was sent is
+        kept. None: the events go nowhere."""
+        record = dict(previous) if isinstance(previous, dict) else {}
+        if url:
+            record["url"] = url
+        if self.settings.webhook_url:
+            record["deployment"] = True
+        if not record:
+            return None
+        owed = record.get("owed")
+        record["task"] = message_id
+        record["owed"] = [*(owed if isinstance(owed, list) else []), message_id][-OWED_TASKS:]
+        return record

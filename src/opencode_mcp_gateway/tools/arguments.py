@@ -48,3 +48,10 @@ IsolateArg = Annotated[
     bool,
     Field(description="with directory (a local git repository): work in its own worktree on a new branch instead"),
 ]
+NotifyUrlArg = Annotated[
+    str | None,
+    Field(
+        description="http(s) URL (under the gateway's WEBHOOK_URL_ALLOWLIST) that gets a signed webhook (Standard "
+        "Webhooks) when the task completes, fails, is aborted or waits for input; a follow-up's replaces the earlier"
+    ),
+]

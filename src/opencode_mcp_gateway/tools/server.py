@@ -21,6 +21,7 @@ from ..tasks import TaskId, TaskRequest, parse_task_id
 from ..tasks.budget import for_call
 from ..tasks.listing import TaskList, TaskLister
 from ..tasks.views import AbortView, DiffView, MessagesView, RespondView, TaskView
+from ..webhooks import check_notify_url
 from .arguments import (
     READ_ONLY,
     RUNS_AGENT,
@@ -32,6 +33,7 @@ from .arguments import (
     MaxCostArg,
     MaxTokensArg,
     ModelArg,
+    NotifyUrlArg,
     Prompt,
     PushArg,
     RefArg,
@@ -101,14 +103,16 @@ def build_server(service: TaskPool, settings: Settings, *, request_state_key: st
         branch: str | None,
         push: bool,
         isolate: bool,
+        notify_url: str | None,
         *,
         report: Callable[[str], Awaitable[None]] | None,
     ) -> TaskId:
         """What both run tools do with their (identical) arguments."""
         budget = for_call(settings, max_tokens, max_cost_usd)
         follows = parse_task_id(task_id) if task_id else None
+        notify = check_notify_url(notify_url, settings.webhook_allow_list) if notify_url else None
         request = TaskRequest(
-            prompt, agent, model, directory, title, follows, budget, repository, ref, branch, push, isolate
+            prompt, agent, model, directory, title, follows, budget, repository, ref, branch, push, isolate, notify
         )
         tid = await service.submit(request, report)  # when every worker is full, the wait for a slot is told
         logs.task_id.set(str(tid))  # the rest of the call's log records name the new task
@@ -136,6 +140,7 @@ def build_server(service: TaskPool, settings: Settings, *, request_state_key: st
         branch: BranchArg = None,
         push: PushArg = False,
         isolate: IsolateArg = False,
+        notify_url: NotifyUrlArg = None,
     ) -> TaskView | InputRequiredResult:
         """Run a coding task with OpenCode and wait for it to finish.
 
@@ -161,6 +166,7 @@ def build_server(service: TaskPool, settings: Settings, *, request_state_key: st
                 branch,
                 push,
                 isolate,
+                notify_url,
                 report=report,
             )
         if backgrounded():  # an MCP task (tools/mcp_tasks): the handle now, the rest through tasks/*
@@ -207,6 +213,7 @@ def build_server(service: TaskPool, settings: Settings, *, request_state_key: st
         branch: BranchArg = None,
         push: PushArg = False,
         isolate: IsolateArg = False,
+        notify_url: NotifyUrlArg = None,
     ) -> TaskView:
         """Start a coding task with OpenCode and return its task_id at once (status 'running').
 
@@ -226,6 +233,7 @@ def build_server(service: TaskPool, settings: Settings, *, request_state_key: st
             branch,
             push,
             isolate,
+            notify_url,
             report=None,
         )
         return guided(await service.view(tid, with_files=False))

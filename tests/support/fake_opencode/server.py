@@ -49,6 +49,8 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("POST", "/session"),
         ("GET", "/session/status"),
         ("GET", "/session/{sid}"),
+        ("PATCH", "/session/{sid}"),
+        ("GET", "/experimental/session"),
         ("GET", "/session/{sid}/message"),
         ("POST", "/session/{sid}/prompt_async"),
         ("GET", "/session/{sid}/diff"),
@@ -224,6 +226,20 @@ class FakeOpenCode:
 
     def _get_session_sid(self, sid: str, **_: Any) -> httpx2.Response:
         return _json(self.world.sessions[sid]) if sid in self.world.sessions else _no_session(sid)
+
+    def _patch_session_sid(self, sid: str, body: Json, **_: Any) -> httpx2.Response:
+        """OpenCode replaces the whole metadata with what is sent."""
+        if sid not in self.world.sessions:
+            return _no_session(sid)
+        session = self.world.sessions[sid]
+        if "metadata" in body:
+            session["metadata"] = body["metadata"]
+        session["time"]["updated"] = now_ms()
+        return _json(session)
+
+    def _get_experimental_session(self, params: Json, **_: Any) -> httpx2.Response:
+        """Every session, newest updated first (one page: the fake never holds many)."""
+        return _json(sorted(self.world.sessions.values(), key=lambda s: -s["time"]["updated"]))
 
     def _get_session_sid_message(self, sid: str, params: Json, **_: Any) -> httpx2.Response:
         if sid not in self.world.sessions:
