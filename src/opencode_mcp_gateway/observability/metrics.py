@@ -71,6 +71,14 @@ LLM_TOKENS = Counter(
 )
 LLM_COST = Counter("ocgw_llm_cost_usd", "Cost in USD of this gateway's tasks, by model", ["model"], registry=REGISTRY)
 
+SANDBOXES = Gauge("ocgw_sandboxes", "Sandboxes by state (starting, running, stopped)", ["state"], registry=REGISTRY)
+SANDBOX_START_SECONDS = Histogram(
+    "ocgw_sandbox_start_seconds",
+    "Time from a sandbox's start to its OpenCode answering",
+    buckets=(0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60),
+    registry=REGISTRY,
+)
+
 TOKEN_KINDS = ("input", "output", "reasoning", "cache_read", "cache_write")
 
 

@@ -1,0 +1,85 @@
+"""Putting sandboxes together from the settings: the runtime, the keys, OpenCode's
+environment, the LLM proxy they reach, and the manager.
+
+`build_runtime` is the one place that chooses a runtime by SANDBOX_RUNTIME. The
+`kubernetes` runtime lives in `kubernetes.py` when this branch has it; without it,
+SANDBOX_RUNTIME=kubernetes refuses to start with one line (cli.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ...config import Settings
+from ...opencode import EventHub, OpenCodeClient
+from ...opencode.llm_proxy import LLMProxy
+from ...opencode.supervisor import OFFLINE_ENV, default_state_dir, find_binary, opencode_config
+from ..pool import Worker, build_worker
+from .keys import SandboxKeys
+from .local import LocalRuntime
+from .manager import SandboxManager
+from .runtime import SandboxEndpoint, SandboxError, SandboxRuntime, SandboxSpec
+
+LLM_SOCKET = "llm.sock"
+
+
+def state_root(settings: Settings) -> Path:
+    """Where the sandboxes' state lives: OPENCODE_STATE_DIR/sandboxes."""
+    base = Path(settings.opencode_state_dir) if settings.opencode_state_dir else default_state_dir()
+    return base / "sandboxes"
+
+
+def build_runtime(settings: Settings) -> SandboxRuntime:
+    """The runtime SANDBOX_RUNTIME names; raises SandboxError (one line) when there is none."""
+    kind = settings.sandbox_runtime_kind
+    if kind == "local":
+        root = state_root(settings)
+        return LocalRuntime(root, find_binary(settings.opencode_bin), root / LLM_SOCKET)
+    # The kubernetes runtime is added here at merge (fleet/sandboxes/kubernetes.py).
+    raise SandboxError(
+        f"SANDBOX_RUNTIME={kind} is not available in this build; choose SANDBOX_RUNTIME=local or SANDBOX=off"
+    )
+
+
+def opencode_env(settings: Settings) -> dict[str, str]:
+    """What each sandbox's OpenCode is given besides its password and token: none of it secret."""
+    return {
+        **OFFLINE_ENV,
+        "OPENCODE_CONFIG_CONTENT": json.dumps(opencode_config(settings)),
+        "OPENCODE_MODEL_NAME": settings.opencode_model_name or "",
+        "OPENCODE_SERVER_USERNAME": settings.opencode_username,
+        "OPENCODE_DISABLE_CLAUDE_CODE": "1",
+    }
+
+
+def sandbox_llm_proxy(settings: Settings, keys: SandboxKeys) -> LLMProxy:
+    """The model for every sandbox, each under its own token, on a Unix socket they reach."""
+    key = settings.opencode_api_key.get_secret_value() if settings.opencode_api_key else ""
+    return LLMProxy(
+        settings.opencode_api_url or "",
+        key,
+        accepts=keys.accepts_llm_token,
+        unix_path=state_root(settings) / LLM_SOCKET,
+    )
+
+
+def build_manager(settings: Settings, runtime: SandboxRuntime, keys: SandboxKeys) -> SandboxManager:
+    def make_worker(spec: SandboxSpec, endpoint: SandboxEndpoint) -> Worker:
+        client = OpenCodeClient(
+            endpoint.url,
+            username=settings.opencode_username,
+            password=spec.opencode_password,
+            timeout=settings.opencode_timeout_seconds,
+            worker=spec.name,
+            uds=endpoint.uds,
+        )
+        home = getattr(runtime, "home", None)
+        own = settings
+        if home is not None:  # the gateway does git in the sandbox's own area, outside its reach otherwise
+            area = home(spec.name)
+            own = settings.model_copy(
+                update={"workspaces_dir": str(area / "workspaces"), "workspace_dir": str(area / "work")}
+            )
+        return build_worker(own, spec.name, client, EventHub(client))
+
+    return SandboxManager(settings, runtime, keys, state_root(settings), make_worker, env=opencode_env(settings))
