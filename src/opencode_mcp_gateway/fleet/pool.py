@@ -108,6 +108,9 @@ class Sandboxes(Protocol):
 
     async def for_new_task(self, directory: str | None) -> Worker: ...
 
+    def using(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """Held while a call works with the sandbox: it does not stop as idle meanwhile."""
+
     async def health(self) -> list[SandboxHealth]: ...
 
 
@@ -116,10 +119,13 @@ def build_worker(
     name: str,
     client: OpenCodeClient,
     hub: EventHub,
+    *,
+    home: str | None = None,
 ) -> Worker:
+    """`home`: a sandbox's own workspace, where its tasks without a directory run."""
     broker = PermissionBroker(client, hub, settings.permission_policy, settings.input_timeout_seconds)
     tracker = TaskTracker(hub, client)
-    service = TaskService(settings, client, hub, broker, Catalog(client), tracker=tracker)
+    service = TaskService(settings, client, hub, broker, Catalog(client), tracker=tracker, home=home)
     tracker.attach(service)
     load = WorkerLoad(name, hub, client, [None, settings.workspace_root])
     return Worker(name, client, hub, broker, service, tracker, load)
@@ -213,8 +219,13 @@ class TaskPool:
     async def _on(self, tid: TaskId, operation: Callable[[TaskService], Awaitable[R]]) -> R:
         """`operation` on the service of the worker holding task `tid`."""
         worker = await self._worker_for(tid)
-        with self._reaching(worker, tid):
+        with self._reaching(worker, tid), self._using(worker):
             return await operation(worker.service)
+
+    def _using(self, worker: Worker) -> contextlib.AbstractContextManager[None]:
+        if self.sandboxes is not None and worker.name not in self.workers:
+            return self.sandboxes.using(worker.name)
+        return contextlib.nullcontext()
 
     # -- the task operations (the same as one worker's: TaskOperations) -----------------------
     async def submit(self, request: TaskRequest, report: Reporter | None = None) -> TaskId:
@@ -225,7 +236,7 @@ class TaskPool:
                 worker = await self._worker_for(request.task_id)
             else:
                 worker = await self.sandboxes.for_new_task(request.directory)
-            with self._reaching(worker, request.task_id):
+            with self._reaching(worker, request.task_id), self._using(worker):
                 return await worker.service.submit(request)
         earlier = self.worker_of(request.task_id) if request.task_id else None
         load = await self.placement.acquire(earlier.load if earlier else None, report)

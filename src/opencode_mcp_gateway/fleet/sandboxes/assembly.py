@@ -74,12 +74,14 @@ def build_manager(settings: Settings, runtime: SandboxRuntime, keys: SandboxKeys
             uds=endpoint.uds,
         )
         home = getattr(runtime, "home", None)
-        own = settings
-        if home is not None:  # the gateway does git in the sandbox's own area, outside its reach otherwise
-            area = home(spec.name)
-            own = settings.model_copy(
-                update={"workspaces_dir": str(area / "workspaces"), "workspace_dir": str(area / "work")}
-            )
-        return build_worker(own, spec.name, client, EventHub(client))
+        if home is None:  # a runtime whose files the gateway cannot reach keeps the shared settings
+            return build_worker(settings, spec.name, client, EventHub(client))
+        # Repository work (clone, commit, push) happens here in the gateway, with the credentials,
+        # in the sandbox's own area: its worktrees are the only ones its agent sees.
+        area = home(spec.name)
+        own = settings.model_copy(
+            update={"workspaces_dir": str(area / "workspaces"), "workspace_dir": str(area / "work")}
+        )
+        return build_worker(own, spec.name, client, EventHub(client), home=str(area / "work"))
 
     return SandboxManager(settings, runtime, keys, state_root(settings), make_worker, env=opencode_env(settings))

@@ -20,11 +20,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -82,6 +83,7 @@ class SandboxManager:
         self._cancel: dict[str, anyio.CancelScope] = {}
         self._locks: dict[str, anyio.Lock] = {}
         self._tg: TaskGroup | None = None
+        self._in_use: dict[str, int] = {}  # calls working with a sandbox now: it is not idle
         self.shutting_down = False
         (root / "meta").mkdir(parents=True, exist_ok=True)
 
@@ -111,8 +113,17 @@ class SandboxManager:
         self.check_entry(tid)
         return await self.open(tid.worker)
 
-    def running(self, name: str) -> Worker | None:
-        return self.workers.get(name)
+    @contextlib.contextmanager
+    def using(self, name: str) -> Iterator[None]:
+        """While a call works with sandbox `name` (a blocking wait included), it does not idle."""
+        self._in_use[name] = self._in_use.get(name, 0) + 1
+        try:
+            yield
+        finally:
+            self._in_use[name] -= 1
+            if not self._in_use[name]:
+                del self._in_use[name]
+            self._touch(name)
 
     def _directory(self, directory: str | None) -> str | None:
         if directory is None or not directory.strip():
@@ -196,7 +207,11 @@ class SandboxManager:
         states = await self.runtime.states()
         running = {n for n, s in states.items() if s != "stopped" and n != name} | (set(self.workers) - {name})
         while len(running) >= self.settings.sandbox_max:
-            idle = sorted((self._last_use(n), n) for n, w in self.workers.items() if n != name and not w.load.running)
+            idle = sorted(
+                (self._last_use(n), n)
+                for n, w in self.workers.items()
+                if n != name and not w.load.running and n not in self._in_use
+            )
             if not idle:
                 raise SandboxesFull(
                     f"all SANDBOX_MAX={self.settings.sandbox_max} sandboxes are running tasks. This is temporary: "
@@ -239,11 +254,11 @@ class SandboxManager:
 
     async def _sweep(self) -> None:
         for name, worker in list(self.workers.items()):
-            if worker.load.running:
+            if worker.load.running or name in self._in_use:
                 self._touch(name)  # working is being used
             elif time.time() - self._last_use(name) >= self.settings.sandbox_idle_seconds:
                 async with self._locks.setdefault(name, anyio.Lock()):
-                    if name in self.workers and not worker.load.running:
+                    if name in self.workers and not worker.load.running and name not in self._in_use:
                         idle = self.settings.sandbox_idle_seconds
                         await self._close(name, why=f"idle for SANDBOX_IDLE_SECONDS={idle:g}")
         retention = self.settings.workspace_ttl_hours * 3600
