@@ -23,6 +23,7 @@ from typing import Any
 import anyio
 import pytest
 
+from tests.e2e.test_http import wait_ready
 from tests.support.client import data, error_text, mcp_session, script
 from tests.support.fake_llm import FakeLLM
 from tests.support.git_server import GitServer
@@ -68,7 +69,9 @@ class World:
         }
         if OFF:
             env["SANDBOX"] = "off"
-        return Gateway(self.root / f"gw-{name}", env, args=("--spawn-opencode",)).start(timeout=60)
+        gateway = Gateway(self.root / f"gw-{name}", env, args=("--spawn-opencode",)).start(timeout=60)
+        wait_ready(gateway)  # SANDBOX=off: the shared OpenCode is up
+        return gateway
 
     def stop(self) -> None:
         self.git.stop()
