@@ -179,6 +179,10 @@ async def test_one_callers_agent_cannot_reach_anothers_work(per_caller: Gateway,
     assert_nothing_reached(output, worktree, plan, notes)
     assert "== passwords: 1" in output or "== passwords: 0" in output, output  # at most its own
 
+    listed = data(await call(per_caller, "alice", "list_tasks"))["tasks"]
+    assert alice["task_id"] in [t["task_id"] for t in listed]  # her tasks are listed from her sandbox
+    assert not [t for t in data(await call(per_caller, "bob", "list_tasks"))["tasks"] if "PLAN" in str(t)]
+
     # Her task id, used by bob, reads as a task that does not exist (and wakes nothing).
     theirs = await call(per_caller, "bob", "get_task_status", task_id=alice["task_id"])
     made_up = re.sub(r"ses_[A-Za-z0-9]+", "ses_" + "Z" * 26, alice["task_id"])

@@ -103,6 +103,9 @@ class Sandboxes(Protocol):
     def holds(self, worker: str) -> bool:
         """Whether a task id's worker part names a sandbox."""
 
+    def may_enter(self, name: str) -> bool:
+        """Whether the current caller may work with sandbox `name`."""
+
     async def enter(self, tid: TaskId) -> Worker:
         """The sandbox of `tid`, woken if need be; another caller's reads as an unknown task."""
 
@@ -297,7 +300,7 @@ class TaskPool:
         if self.sandboxes is not None:
             # Those running now, and the caller's own (SANDBOX=caller) woken: a stopped
             # task-scope sandbox is not woken for a listing.
-            workers = list(self.sandboxes.workers.values())
+            workers = [w for w in self.sandboxes.workers.values() if self.sandboxes.may_enter(w.name)]
             with contextlib.suppress(TaskError):
                 own = await self.sandboxes.for_new_task(None) if self.settings.sandbox_scope == "caller" else None
                 if own is not None and own not in workers:
