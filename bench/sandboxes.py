@@ -178,7 +178,9 @@ def render(r: dict[str, Any]) -> list[str]:
         f"the relay {r['sandbox_edge_rss_mib']:.0f} MiB (resident set sizes, shared pages counted in each process). "
         f"A new caller's whole first task took {r['first_task_s']:.1f} s (median), its sandbox's start and "
         "OpenCode's first-prompt set-up on fresh state included; both baselines ran one task first, as the "
-        "sandboxes had.",
+        "sandboxes had. The warm tasks alternate between the two gateways: a first version that ran all sandbox "
+        "tasks before the SANDBOX=off ones reported 1.54 on this shared machine, and 0.69 in a smaller run; "
+        "alternating shows that spread to be the machine's load drifting, not the sandbox.",
         "",
     ]
 

@@ -141,7 +141,8 @@ def serve(settings: Settings) -> None:
         )
         _serve(settings, app, stop_tracing)
         return
-    if not settings.spawn_opencode and (settings.mcp_api_keys_file or settings.oauth_issuer):
+    runs_it = settings.spawn_opencode and len(settings.worker_urls) == 1
+    if not runs_it and (settings.mcp_api_keys_file or settings.oauth_issuer):
         log.warning(
             "callers share the OpenCode at %s, which this gateway does not run: their agents see each other's "
             "work (no sandbox per caller; SANDBOX=off)",
