@@ -203,6 +203,7 @@ echo "== env"; env | grep -i -e git -e token -e pass -e key | sed 's/=.*$/=(set)
 echo "== creds"; cat '{world.credentials}' ~/.git-credentials ~/.gitconfig 2>&1 | grep -c {split}
 echo "== anywhere"; grep -rl {split} '{world.root}' /tmp $HOME 2>/dev/null | head -3
 echo "== config"; git config --list --show-origin 2>&1 | grep -i -e credential -e url | head -5
+echo "== plant"; touch "$(git rev-parse --path-format=absolute --git-common-dir)/planted" && echo PLANTED-IN-CLONE
 echo "== push"; git push '{world.git.url}/proj.git' HEAD:refs/heads/agent-pushed 2>&1 | tail -1
 echo "== end"
 """
@@ -224,6 +225,8 @@ echo "== end"
     assert output.split("== creds")[1].split("== anywhere")[0].strip() == "0", output
     assert not output.split("== anywhere")[1].split("== config")[0].strip(), output
     assert world.git.branch("proj", "agent-pushed") is None, output  # the agent cannot push by itself
+    planting = output.split("== plant")[1].split("== push")[0]
+    assert "PLANTED-IN-CLONE" not in planting and "repos/" in planting, output  # nor change the gateway's clone
 
 
 async def test_two_tasks_of_one_caller_and_a_follow_up_after_idle(per_task: Gateway, world: World) -> None:

@@ -177,6 +177,11 @@ class LocalRuntime:
                 args += ["--ro-bind", shown, shown]
         args += ["--ro-bind", str(INSIDE), f"{RUN}/inside.py", "--bind", str(self.llm_socket), f"{RUN}/llm.sock"]
         args += ["--bind", str(self._socket(spec.name).parent), f"{RUN}/out", "--bind", str(home), str(home)]
+        # The cached clones, where the gateway runs git with the credentials, are read-only inside:
+        # the agent cannot swap them for links (a mount point cannot be renamed) or plant anything.
+        clones = home / "workspaces" / "repos"
+        clones.mkdir(parents=True, exist_ok=True)
+        args += ["--ro-bind", str(clones), str(clones)]
         for directory in spec.directories:
             args += ["--bind", directory, directory]
         return [*args, "--chdir", str(home / "work"), "--"]
