@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
 
 from tests.e2e.test_http import wait_ready
@@ -193,6 +194,9 @@ async def test_one_callers_agent_cannot_reach_anothers_work(per_caller: Gateway,
         sandbox = alice["task_id"].split(":")[0]
         assert re.fullmatch(r"c-[0-9a-f]{24}", sandbox) and "alice" not in sandbox
         assert f"sandbox {sandbox}: ready" in per_caller.logs()
+        metrics = httpx2.get(per_caller.url + "/metrics").text
+        assert re.search(r'^ocgw_sandboxes\{state="running"\} [1-9]', metrics, flags=re.MULTILINE), metrics
+        assert re.search(r"^ocgw_sandbox_start_seconds_count [1-9]", metrics, flags=re.MULTILINE), metrics
 
 
 async def test_a_repository_task_pushes_while_its_agent_finds_no_credential(per_caller: Gateway, world: World) -> None:

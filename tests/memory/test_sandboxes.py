@@ -106,6 +106,8 @@ async def test_a_caller_has_one_sandbox_named_by_a_hash_and_its_ids_name_it(tmp_
             again = await sandboxes.for_new_task(None)
         with as_("bob"):
             other = await sandboxes.for_new_task(None)
+        shown = {h.name: (h.state, h.scope, h.running_tasks) for h in await sandboxes.health()}
+        assert shown == {first.name: ("running", "caller", 0), other.name: ("running", "caller", 0)}
     assert first is again and other.name != first.name
     assert "alice" not in first.name and first.name.startswith("c-")
     assert runtime.log[:2] == [("ensure", first.name), ("ensure", other.name)]
