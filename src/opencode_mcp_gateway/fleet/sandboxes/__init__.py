@@ -4,12 +4,13 @@ task (SANDBOX=task), inside an operating-system boundary, run as dynamic workers
 * `runtime`: the contract a runtime fulfils (find or start, stop, remove by name);
 * `local`: bubblewrap on this machine, with `inside` (the relay that runs in the sandbox);
 * `keys`: sandbox names, and the passwords and LLM tokens derived from them;
-* `manager`: which sandbox a task needs, and each sandbox's life (idle stop, wake, limits);
+* `manager`: which sandbox a task needs, and each sandbox's life (idle stop, wake, limits),
+  with `records` (what the gateway keeps about each, outside every sandbox);
 * `assembly`: the runtime chosen by SANDBOX_RUNTIME (`build_runtime`), and the manager.
 
-Arrows: fleet.sandboxes may import `fleet.pool`, `tasks`, `workspaces`, `opencode`,
-`observability`, `primitives` and `config` (the arrows of `fleet`); `fleet.pool` imports
-nothing of it but the keys' name rule.
+Arrows: fleet.sandboxes may import `fleet.worker`, `tasks`, `workspaces`, `opencode`,
+`observability`, `primitives` and `config` (the arrows of `fleet`); `fleet.pool` and
+`fleet.worker` import nothing of it (the pool sees the manager as `worker.Sandboxes`).
 """
 
 from .assembly import build_manager, build_runtime, sandbox_llm_proxy, state_root

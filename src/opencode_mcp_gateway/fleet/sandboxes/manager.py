@@ -21,12 +21,10 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import anyio
@@ -38,8 +36,9 @@ from ...tasks import TaskError, TaskId
 from ...tasks.ownership import SHARED_OWNER, current_caller
 from ...tasks.views import SandboxHealth
 from ...workspaces import WorkspaceError, resolve_directory
-from ..pool import Worker
+from ..worker import Worker
 from .keys import SandboxKeys, is_sandbox_name, scope_of
+from .records import Meta, Records
 from .runtime import SandboxEndpoint, SandboxError, SandboxRuntime, SandboxSpec
 
 log = logging.getLogger(__name__)
@@ -53,13 +52,6 @@ class SandboxesFull(TaskError):
 
 class SandboxUnavailable(TaskError):
     """A sandbox could not be started or changed now; the message says what to do."""
-
-
-@dataclass
-class Meta:
-    scope: str
-    owner: str  # a hash of the owning identity
-    directories: list[str] = field(default_factory=list)
 
 
 class SandboxManager:
@@ -85,7 +77,7 @@ class SandboxManager:
         self._tg: TaskGroup | None = None
         self._in_use: dict[str, int] = {}  # calls working with a sandbox now: it is not idle
         self.shutting_down = False
-        (root / "meta").mkdir(parents=True, exist_ok=True)
+        self.records = Records(root / "meta")
 
     # -- which sandbox ------------------------------------------------------------------------
     def _owner(self) -> str:
@@ -101,7 +93,7 @@ class SandboxManager:
 
     def check_entry(self, tid: TaskId) -> None:
         """Someone else's (or a made-up) sandbox reads exactly like a task that does not exist."""
-        if not (is_sandbox_name(tid.worker) and self.may_enter(tid.worker) and self._meta_path(tid.worker).exists()):
+        if not (is_sandbox_name(tid.worker) and self.may_enter(tid.worker) and self.records.exists(tid.worker)):
             raise TaskError(f"unknown task_id: OpenCode has no session {tid.session_id} (deleted, or another OpenCode)")
 
     async def for_new_task(self, directory: str | None) -> Worker:
@@ -123,7 +115,7 @@ class SandboxManager:
             self._in_use[name] -= 1
             if not self._in_use[name]:
                 del self._in_use[name]
-            self._touch(name)
+            self.records.touch(name)
 
     def _directory(self, directory: str | None) -> str | None:
         if directory is None or not directory.strip():
@@ -149,7 +141,7 @@ class SandboxManager:
     async def open(self, name: str, *, directory: str | None = None, owner: str | None = None) -> Worker:
         """The running worker of sandbox `name`, started (or restarted with `directory`) if need be."""
         async with self._locks.setdefault(name, anyio.Lock()):
-            known = self._read_meta(name)
+            known = self.records.read(name)
             meta = known or Meta(scope_of(name), self.keys.owner_hash(owner or self._owner()))
             added = directory is not None and directory not in meta.directories
             if added:
@@ -164,10 +156,10 @@ class SandboxManager:
                 await self._close(name, why="to add a directory")
                 worker = None
             if added or known is None:
-                self._write_meta(name, meta)
+                self.records.write(name, meta)
             if worker is None:
                 worker = await self._start(name, meta)
-            self._touch(name)
+            self.records.touch(name)
             return worker
 
     async def _start(self, name: str, meta: Meta) -> Worker:
@@ -195,7 +187,7 @@ class SandboxManager:
         self._cancel[name] = scope
         assert self._tg is not None, "SandboxManager.run must be running"
         self._tg.start_soon(self._run_worker, worker, scope)
-        self._touch(name)
+        self.records.touch(name)
         await self._count()
         return worker
 
@@ -208,7 +200,7 @@ class SandboxManager:
         running = {n for n, s in states.items() if s != "stopped" and n != name} | (set(self.workers) - {name})
         while len(running) >= self.settings.sandbox_max:
             idle = sorted(
-                (self._last_use(n), n)
+                (self.records.last_use(n), n)
                 for n, w in self.workers.items()
                 if n != name and not w.load.running and n not in self._in_use
             )
@@ -255,20 +247,19 @@ class SandboxManager:
     async def _sweep(self) -> None:
         for name, worker in list(self.workers.items()):
             if worker.load.running or name in self._in_use:
-                self._touch(name)  # working is being used
-            elif time.time() - self._last_use(name) >= self.settings.sandbox_idle_seconds:
+                self.records.touch(name)  # working is being used
+            elif time.time() - self.records.last_use(name) >= self.settings.sandbox_idle_seconds:
                 async with self._locks.setdefault(name, anyio.Lock()):
                     if name in self.workers and not worker.load.running and name not in self._in_use:
                         idle = self.settings.sandbox_idle_seconds
                         await self._close(name, why=f"idle for SANDBOX_IDLE_SECONDS={idle:g}")
         retention = self.settings.workspace_ttl_hours * 3600
-        for path in sorted((self.root / "meta").glob("t-*.json")):
-            name = path.stem
-            if name not in self.workers and time.time() - self._last_use(name) >= retention:
+        for name in self.records.names("t-"):
+            if name not in self.workers and time.time() - self.records.last_use(name) >= retention:
                 async with self._locks.setdefault(name, anyio.Lock()):
                     log.info("sandbox %s: removed with its task (WORKSPACE_TTL_HOURS)", name)
                     await self.runtime.remove(name)
-                    path.unlink(missing_ok=True)
+                    self.records.forget(name)
         await self._count()
 
     async def _count(self) -> None:
@@ -287,36 +278,7 @@ class SandboxManager:
                 state=state,
                 scope=scope_of(name),
                 running_tasks=self.workers[name].load.running if name in self.workers else 0,
-                idle_seconds=round(now - self._last_use(name), 1),
+                idle_seconds=round(now - self.records.last_use(name), 1),
             )
             for name, state in sorted(states.items())
         ]
-
-    # -- what the gateway keeps about a sandbox ---------------------------------------------------
-    def _meta_path(self, name: str) -> Path:
-        return self.root / "meta" / f"{name}.json"
-
-    def _read_meta(self, name: str) -> Meta | None:
-        try:
-            raw = json.loads(self._meta_path(name).read_text())
-        except (OSError, ValueError):
-            return None
-        return Meta(**{k: v for k, v in raw.items() if k in Meta.__dataclass_fields__})
-
-    def _write_meta(self, name: str, meta: Meta) -> None:
-        path = self._meta_path(name)
-        temporary = path.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(asdict(meta)))
-        temporary.replace(path)
-
-    def _touch(self, name: str) -> None:
-        try:
-            os.utime(self._meta_path(name))
-        except OSError:
-            pass
-
-    def _last_use(self, name: str) -> float:
-        try:
-            return self._meta_path(name).stat().st_mtime
-        except OSError:
-            return 0.0
