@@ -25,6 +25,8 @@ import anyio
 import httpx2
 from mcp.shared.dispatcher import ProgressFnT
 
+from bench.sandboxes import SandboxBench
+from bench.sandboxes import render as render_sandboxes
 from bench.scale import ScaleBench
 from bench.scale import render as render_scale
 from opencode_mcp_gateway.opencode.pins import OPENCODE_VERSION
@@ -111,6 +113,7 @@ class Bench:
             self.gateway.stop()  # the scale-out section brings its own gateways and workers
             self.opencode.stop()
             self.results["scale"] = await ScaleBench(self.size, self.root / "scale", self.llm.url).run()  # type: ignore[attr-defined]
+            self.results["sandboxes"] = await SandboxBench(self.size, self.root / "sb", self.llm.url).run()  # type: ignore[attr-defined]
         finally:
             await self.http.aclose()
             self.echo.terminate()
@@ -519,6 +522,7 @@ def render(results: dict[str, Any], size: str, seconds: float) -> str:
         f"- Gateway alone, process start to `/healthz` 200: p50 {cold['gateway_alone']['p50']:.2f} s.",
         "",
         *render_scale(results["scale"]),
+        *render_sandboxes(results["sandboxes"]),
         "## Reading the numbers",
         "",
         "- The bench client, the gateway and OpenCode share the machine's 2 cores. Baseline (b) is measured with "

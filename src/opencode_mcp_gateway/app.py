@@ -46,15 +46,25 @@ def create_app(
     *,
     opencode_transport: httpx2.AsyncBaseTransport | None = None,  # tests: an in-memory OpenCode
 ) -> Starlette:
-    if settings.spawn_opencode and supervisor is None:
+    sandboxes = None
+    if settings.sandboxed:  # each caller (or task) an OpenCode of its own: no shared one runs
+        from .fleet.sandboxes import SandboxKeys, build_manager, build_runtime, sandbox_llm_proxy, state_root
+
+        shared = settings.request_state_key.get_secret_value() if settings.request_state_key else None
+        keys = SandboxKeys.load(shared, state_root(settings))
+        sandboxes = build_manager(settings, build_runtime(settings), keys)
+        sandbox_proxy = sandbox_llm_proxy(settings, keys)
+    elif settings.spawn_opencode and supervisor is None:
         supervisor = OpenCodeSupervisor(settings)
     password = settings.opencode_password.get_secret_value() if settings.opencode_password else None
     if supervisor is not None:
         password = supervisor.password
     # The split pod (split_pod.py): OpenCode in its own container, its model through this proxy.
     llm_proxy = LLMProxy.from_settings(settings) if supervisor is None and settings.llm_proxy_port else None
+    if sandboxes is not None:
+        llm_proxy = sandbox_proxy
     workers = []
-    urls = settings.worker_urls  # one worker (w0) unless a pool is configured
+    urls = {} if sandboxes is not None else settings.worker_urls  # one worker (w0) unless a pool is configured
     # A spawned OpenCode accepts connections before it can answer: its single client waits for
     # the supervisor. In a pool the spawned one is only one of the workers (reached by its pod
     # address), so no client waits on it: one not ready yet is simply not ready for placement.
@@ -72,7 +82,7 @@ def create_app(
         hub = EventHub(client, gate=gate.wait_ready if gate is not None else None)
         workers.append(build_worker(settings, name, client, hub))
     authenticator = build_authenticator(settings)
-    service = TaskPool(settings, workers)
+    service = TaskPool(settings, workers, sandboxes)
     state_key = settings.request_state_key.get_secret_value() if settings.request_state_key else None
     mcp = build_server(service, settings, request_state_key=state_key)
     metrics.watch_sessions(lambda: len(getattr(mcp.session_manager, "_server_instances", {})))
@@ -108,7 +118,7 @@ def create_app(
             {
                 "gateway": "ok",
                 "opencode": {"healthy": opencode.healthy, "version": opencode.version},
-                "event_stream_connected": service.first.hub.connected,
+                "event_stream_connected": service.first.hub.connected if workers else service.event_stream_connected,
                 "workers": {w.name: w.model_dump(exclude={"name"}) for w in health},
             }
         )
@@ -142,6 +152,8 @@ def create_app(
                 tg.start_soon(llm_proxy.serve)
             for worker in workers:
                 tg.start_soon(worker.run)
+            if sandboxes is not None:
+                tg.start_soon(sandboxes.run)
             if watch is not None:
                 tg.start_soon(watch.run)
             if deliverer is not None:

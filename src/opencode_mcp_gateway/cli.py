@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .secret_env import make_undumpable, take_secrets_out_of_environ
@@ -76,17 +77,32 @@ def main(argv: list[str] | None = None) -> None:
         logs.configure(settings.log_level, settings.log_format)
         run_opencode_only(settings)
         return
-    refusal = exposure_refusal(settings)
+    refusal = exposure_refusal(settings) or sandbox_refusal(settings)
     if refusal:
         print(f"opencode-mcp-gateway: {refusal}", file=sys.stderr)
         sys.exit(2)
     serve(settings)
 
 
-def serve(settings: Settings) -> None:
-    import uvicorn
+def sandbox_refusal(settings: Settings) -> str | None:
+    """One line saying why sandboxes cannot run here, or None (they can, or they are off)."""
+    if not settings.sandboxed:
+        return None
+    from .fleet.sandboxes import SandboxError, build_runtime
 
-    from .edge import KEEP_ALIVE_SECONDS, GatewayServer
+    try:
+        problem = build_runtime(settings).problem()
+    except SandboxError as exc:
+        problem = str(exc)
+    if problem is None:
+        return None
+    return (
+        f"SANDBOX={settings.sandbox_scope} cannot run here: {problem}. Choices: fix that, set "
+        "SANDBOX_RUNTIME=local or kubernetes, or SANDBOX=off (every caller's agent then shares one OpenCode)"
+    )
+
+
+def serve(settings: Settings) -> None:
     from .observability import logs, tracing
     from .opencode import redact_url
 
@@ -101,7 +117,7 @@ def serve(settings: Settings) -> None:
         log.warning("ALLOW_UNAUTHENTICATED=true: anyone who reaches HOST=%s can run coding tasks", settings.host)
     supervisor = None
     try:  # a taken LLM_PROXY_PORT stops start-up with one line, like a bad setting
-        if settings.spawn_opencode:
+        if settings.spawn_opencode and not settings.sandboxed:
             from .opencode.supervisor import OpenCodeSupervisor
 
             supervisor = OpenCodeSupervisor(settings)
@@ -113,6 +129,25 @@ def serve(settings: Settings) -> None:
         print(f"opencode-mcp-gateway: {exc}", file=sys.stderr)
         sys.exit(2)
     stop_tracing = tracing.setup(settings.otel_exporter_otlp_endpoint)
+    if settings.sandboxed:
+        log.info(
+            "opencode-mcp-gateway %s: MCP at http://%s:%s%s, an OpenCode sandbox per %s (SANDBOX_RUNTIME=%s)",
+            __version__,
+            settings.host,
+            settings.port,
+            settings.mcp_path,
+            settings.sandbox_scope,
+            settings.sandbox_runtime_kind,
+        )
+        _serve(settings, app, stop_tracing)
+        return
+    runs_it = settings.spawn_opencode and len(settings.worker_urls) == 1
+    if not runs_it and (settings.mcp_api_keys_file or settings.oauth_issuer):
+        log.warning(
+            "callers share the OpenCode at %s, which this gateway does not run: their agents see each other's "
+            "work (no sandbox per caller; SANDBOX=off)",
+            ", ".join(redact_url(url) for url in settings.worker_urls.values()),
+        )
     workers = settings.worker_urls
     log.info(
         "opencode-mcp-gateway %s: MCP at http://%s:%s%s, OpenCode at %s%s",
@@ -127,6 +162,14 @@ def serve(settings: Settings) -> None:
     )
     if supervisor is None and settings.llm_proxy_port:
         log.info("serving OpenCode its model at http://127.0.0.1:%s/v1 (LLM_PROXY_PORT)", settings.llm_proxy_port)
+    _serve(settings, app, stop_tracing)
+
+
+def _serve(settings: Settings, app: Any, stop_tracing: Callable[[], None]) -> None:
+    import uvicorn
+
+    from .edge import KEEP_ALIVE_SECONDS, GatewayServer
+
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -3,8 +3,9 @@
 Every setting is an environment variable with the same name in upper case. A bad value
 stops start-up with one line that names the variable (see `load_settings`). The settings
 come in groups, one module each: the gateway and its OpenCode (`_gateway`), who may call
-(`_access`), the work (`_work`: budgets, repository workspaces), scale-out (`_scale`) and
-the kubernetes sandbox runtime (`_kube_sandbox`); completion webhooks (`_webhooks`);
+(`_access`), the work (`_work`: budgets, repository workspaces), scale-out (`_scale`),
+sandboxes (`_sandbox`), the kubernetes sandbox runtime (`_kube_sandbox`) and completion
+webhooks (`_webhooks`);
 `Settings` joins them and checks what spans groups. Parsing that settings need lives here
 too: who is who (`_topology`: workers, peers) and the split pod's rule (`_split_pod`).
 
@@ -22,6 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ._access import AUTH_SETTINGS, AccessSettings, auth_methods
 from ._gateway import GatewaySettings, PermissionPolicy
 from ._kube_sandbox import KubeSandboxSettings
+from ._sandbox import RuntimeKind, SandboxSettings, Scope, decide_runtime, decide_scope, sandbox_problem
 from ._scale import ScaleSettings
 from ._split_pod import GATEWAY_ONLY, split_pod_problem
 from ._topology import PEER_SEPARATOR, expand_template, hosts_by_ordinal, parse_worker_gateways, parse_workers
@@ -46,7 +48,14 @@ __all__ = [
 
 
 class Settings(
-    GatewaySettings, AccessSettings, WorkSettings, ScaleSettings, KubeSandboxSettings, WebhookSettings, BaseSettings
+    GatewaySettings,
+    AccessSettings,
+    WorkSettings,
+    ScaleSettings,
+    SandboxSettings,
+    KubeSandboxSettings,
+    WebhookSettings,
+    BaseSettings,
 ):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
@@ -94,7 +103,27 @@ class Settings(
             raise ValueError(problem)
         return self
 
+    @model_validator(mode="after")
+    def _sandboxes(self) -> Self:
+        problem = sandbox_problem(self)
+        if problem:
+            raise ValueError(problem)
+        return self
+
     # Derived values that span groups ------------------------------------------------------
+    @property
+    def sandbox_scope(self) -> Scope:
+        """`caller`, `task` or `off`: SANDBOX, or its default (config/_sandbox.py)."""
+        return decide_scope(self)
+
+    @property
+    def sandboxed(self) -> bool:
+        return self.sandbox_scope != "off"
+
+    @property
+    def sandbox_runtime_kind(self) -> RuntimeKind:
+        return decide_runtime(self.sandbox_runtime)
+
     @property
     def worker_urls(self) -> dict[str, str]:
         """The OpenCode workers by name, in order (one, `w0`, unless a pool is configured)."""

@@ -1,6 +1,7 @@
-"""The fleet: which OpenCode runs a task. The pool of workers (`pool`: one `TaskService` per
-worker, a task id names its worker) and where new tasks go (`placement`: load, readiness,
-the schedule wait).
+"""The fleet: which OpenCode runs a task. A worker (`worker`: one OpenCode and the machinery
+kept for it), the pool of workers (`pool`: a task id names its worker), where new tasks go
+(`placement`: load, readiness, the schedule wait), and sandboxes, workers made as they are
+needed, one per caller or task (`sandboxes/`).
 
 Arrows: fleet may import `tasks`, `opencode`, `observability`, `primitives` and `config`;
 never `tools`, `edge` or the entry points. The worker URLs themselves are settings
@@ -8,6 +9,7 @@ never `tools`, `edge` or the entry points. The worker URLs themselves are settin
 """
 
 from .placement import Placement, PoolFull, WorkerLoad
-from .pool import TaskPool, Worker, WorkerDown, build_worker
+from .pool import TaskPool, WorkerDown
+from .worker import Worker, build_worker
 
 __all__ = ["Placement", "PoolFull", "TaskPool", "Worker", "WorkerDown", "WorkerLoad", "build_worker"]

@@ -7,6 +7,10 @@ to the worker named by the task id, and only to a configured one (an unknown nam
 unknown task). A worker that does not answer makes its tasks fail with an error naming
 it, never "unknown task": the tasks live in the worker and are readable once it is back.
 With no pool configured there is one worker, `w0` = OPENCODE_BASE_URL.
+
+With sandboxes (fleet/sandboxes/) the workers are made as they are needed: a new task goes
+to its caller's (or its own) sandbox, and a task id naming a sandbox goes there, woken if
+it was stopped. The pool reaches them through `Sandboxes`, which the manager implements.
 """
 
 from __future__ import annotations
@@ -14,16 +18,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TypeVar
 
 import anyio
 
 from ..config import Settings
-from ..observability import metrics
-from ..opencode import Agent, EventHub, OpenCodeClient, OpenCodeError, OpenCodeUnavailable, Session
-from ..tasks import Asker, Catalog, PermissionBroker, TaskError, TaskId, TaskRequest, TaskService, parse_task_id
-from ..tasks.tracker import TaskTracker
+from ..opencode import Agent, OpenCodeError, OpenCodeUnavailable, Session
+from ..tasks import Asker, TaskError, TaskId, TaskRequest, TaskService, parse_task_id
 from ..tasks.views import (
     AbortView,
     DiffView,
@@ -34,7 +35,9 @@ from ..tasks.views import (
     TaskView,
     WorkerHealth,
 )
-from .placement import Placement, Reporter, WorkerLoad
+from .placement import Placement, Reporter
+from .worker import Sandboxes, Worker
+from .worker import build_worker as build_worker  # where it always was
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -44,69 +47,11 @@ class WorkerDown(TaskError):
     """The worker holding a task does not answer; the task is kept there."""
 
 
-@dataclass
-class Worker:
-    name: str
-    client: OpenCodeClient
-    hub: EventHub
-    broker: PermissionBroker
-    service: TaskService
-    tracker: TaskTracker
-    load: WorkerLoad
-
-    async def run(self) -> None:
-        """Its background work: events, permissions, budgets, workspaces, load, health."""
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self.hub.run)
-            tg.start_soon(self.broker.run)
-            tg.start_soon(self.tracker.run)
-            tg.start_soon(self.load.run)
-            tg.start_soon(self.service.session_errors.run)
-            tg.start_soon(self.service.workspaces.watch, self.hub)
-            tg.start_soon(self.service.workspaces.janitor)  # each removes its own worker's worktrees
-            tg.start_soon(self._watch_health)
-
-    async def _watch_health(self) -> None:
-        """ocgw_opencode_up: one health check every few seconds."""
-        while True:
-            metrics.OPENCODE_UP.labels(self.name).set(1 if (await self.health(timeout=2.0)).healthy else 0)
-            await anyio.sleep(5)
-
-    async def health(self, timeout: float = 3.0) -> WorkerHealth:
-        try:
-            health = await self.client.health(timeout=timeout)
-            healthy, version, error = health.healthy, health.version, None
-        except OpenCodeError as exc:
-            healthy, version, error = False, None, str(exc)
-        return WorkerHealth(
-            name=self.name,
-            healthy=healthy,
-            version=version,
-            url=self.client.display_url,
-            error=error,
-            event_stream_connected=self.hub.connected,
-            running_tasks=self.load.running,
-        )
-
-
-def build_worker(
-    settings: Settings,
-    name: str,
-    client: OpenCodeClient,
-    hub: EventHub,
-) -> Worker:
-    broker = PermissionBroker(client, hub, settings.permission_policy, settings.input_timeout_seconds)
-    tracker = TaskTracker(hub, client)
-    service = TaskService(settings, client, hub, broker, Catalog(client), tracker=tracker)
-    tracker.attach(service)
-    load = WorkerLoad(name, hub, client, [None, settings.workspace_root])
-    return Worker(name, client, hub, broker, service, tracker, load)
-
-
 class TaskPool:
-    def __init__(self, settings: Settings, workers: Sequence[Worker]) -> None:
+    def __init__(self, settings: Settings, workers: Sequence[Worker], sandboxes: Sandboxes | None = None) -> None:
         self.settings = settings
         self.workers = {w.name: w for w in workers}
+        self.sandboxes = sandboxes
         self.placement = Placement(
             [w.load for w in workers], max_tasks=settings.worker_task_limit, wait_seconds=settings.schedule_wait_seconds
         )
@@ -118,15 +63,33 @@ class TaskPool:
 
     @property
     def shutting_down(self) -> bool:
+        if self.sandboxes is not None:
+            return self.sandboxes.shutting_down
         return self.first.service.shutting_down
 
     @shutting_down.setter
     def shutting_down(self, value: bool) -> None:
-        for worker in self.workers.values():
+        if self.sandboxes is not None:
+            self.sandboxes.shutting_down = value
+        for worker in self._every_worker():
             worker.service.shutting_down = value
+
+    def _every_worker(self) -> list[Worker]:
+        """The static workers and the sandboxes running now."""
+        running = self.sandboxes.workers.values() if self.sandboxes is not None else ()
+        return [*self.workers.values(), *running]
+
+    @property
+    def event_stream_connected(self) -> bool:
+        return any(w.hub.connected for w in self._every_worker())
 
     def worker_of(self, tid: TaskId) -> Worker:
         worker = self.workers.get(tid.worker)
+        if worker is None and self.sandboxes is not None:
+            raise TaskError(
+                f"unknown task_id {tid}: it names no sandbox. Tasks from before sandboxes (SANDBOX=off) ran in the "
+                "OpenCode every caller shared, which this gateway does not run"
+            )
         if worker is None:
             raise TaskError(
                 f"unknown task_id {tid}: this gateway has no OpenCode worker {tid.worker} "
@@ -136,11 +99,19 @@ class TaskPool:
 
     async def agents(self) -> list[Agent]:
         """The agents OpenCode offers (the same on every worker), read afresh."""
-        return await self.answering().service.catalog.agents(fresh=True)
+        return await (await self.answering()).service.catalog.agents(fresh=True)
 
-    def answering(self) -> Worker:
-        """A worker to ask what is the same everywhere (agents, models): one that is up."""
+    async def answering(self) -> Worker:
+        """A worker to ask what is the same everywhere (agents, models): one that is up (with
+        sandboxes: one running, else the caller's own, started)."""
+        if self.sandboxes is not None:
+            return next(iter(self.sandboxes.workers.values()), None) or await self.sandboxes.for_new_task(None)
         return next((w for w in self.workers.values() if w.hub.connected), self.first)
+
+    async def _worker_for(self, tid: TaskId) -> Worker:
+        if self.sandboxes is not None and self.sandboxes.holds(tid.worker):
+            return await self.sandboxes.enter(tid)
+        return self.worker_of(tid)
 
     @contextlib.contextmanager
     def _reaching(self, worker: Worker, task: object | None) -> Iterator[None]:
@@ -148,8 +119,8 @@ class TaskPool:
         try:
             yield
         except OpenCodeUnavailable as exc:
-            if len(self.workers) == 1:
-                raise  # one OpenCode: the error reads as it always did
+            if len(self.workers) == 1 or self.sandboxes is not None:
+                raise  # one OpenCode (or the caller's own sandbox): the error reads as it always did
             if task is None:
                 raise WorkerDown(
                     f"OpenCode worker {worker.name} ({worker.client.display_url}) stopped answering while the task "
@@ -163,14 +134,27 @@ class TaskPool:
 
     async def _on(self, tid: TaskId, operation: Callable[[TaskService], Awaitable[R]]) -> R:
         """`operation` on the service of the worker holding task `tid`."""
-        worker = self.worker_of(tid)
-        with self._reaching(worker, tid):
+        worker = await self._worker_for(tid)
+        with self._reaching(worker, tid), self._using(worker):
             return await operation(worker.service)
+
+    def _using(self, worker: Worker) -> contextlib.AbstractContextManager[None]:
+        if self.sandboxes is not None and worker.name not in self.workers:
+            return self.sandboxes.using(worker.name)
+        return contextlib.nullcontext()
 
     # -- the task operations (the same as one worker's: TaskOperations) -----------------------
     async def submit(self, request: TaskRequest, report: Reporter | None = None) -> TaskId:
         """A new task on the least-loaded ready worker; a follow-up on its task's worker.
         `report`: told when every worker is full and the call waits for a slot."""
+        if self.sandboxes is not None:
+            if request.task_id:
+                worker = await self._worker_for(request.task_id)
+            else:
+                self.sandboxes.check_workspace_request(request.directory, request.wants_workspace)
+                worker = await self.sandboxes.for_new_task(request.directory)
+            with self._reaching(worker, request.task_id), self._using(worker):
+                return await worker.service.submit(request)
         earlier = self.worker_of(request.task_id) if request.task_id else None
         load = await self.placement.acquire(earlier.load if earlier else None, report)
         worker = self.workers[load.name]
@@ -211,7 +195,10 @@ class TaskPool:
     def settle(self, task_id: str, status: str) -> None:
         """A tool result showed the task in `status` (the per-call wrapper tells the budgets)."""
         with contextlib.suppress(TaskError):
-            self.worker_of(parse_task_id(task_id)).tracker.settle(task_id, status)
+            tid = parse_task_id(task_id)
+            running = self.sandboxes.workers if self.sandboxes is not None else {}
+            worker = running.get(tid.worker) or self.worker_of(tid)
+            worker.tracker.settle(task_id, status)
 
     async def all_sessions(self) -> list[tuple[str, Session]]:
         """Every worker's sessions, each with its worker's name; a worker down is left out."""
@@ -223,21 +210,33 @@ class TaskPool:
             except OpenCodeError as exc:
                 log.warning("list_tasks: worker %s left out: %s", worker.name, exc)
 
+        workers = list(self.workers.values())
+        if self.sandboxes is not None:
+            # Those running now, and the caller's own (SANDBOX=caller) woken: a stopped
+            # task-scope sandbox is not woken for a listing.
+            workers = [w for w in self.sandboxes.workers.values() if self.sandboxes.may_enter(w.name)]
+            with contextlib.suppress(TaskError):
+                own = await self.sandboxes.for_new_task(None) if self.settings.sandbox_scope == "caller" else None
+                if own is not None and own not in workers:
+                    workers.append(own)
         async with anyio.create_task_group() as tg:
-            for worker in self.workers.values():
+            for worker in workers:
                 tg.start_soon(read, worker)
         return found
 
     # -- health ------------------------------------------------------------------------------
     async def health(self, timeout: float = 3.0) -> tuple[OpenCodeHealth, list[WorkerHealth]]:
         """Each worker's health, and OpenCode's as a whole: healthy while one worker is."""
-        workers: list[WorkerHealth] = [WorkerHealth.model_construct()] * len(self.workers)
+        every = self._every_worker()
+        if not every:  # sandboxes, none running: nothing is down, each starts when needed
+            return OpenCodeHealth(healthy=True, version=None, url="sandboxes", error=None), []
+        workers: list[WorkerHealth] = [WorkerHealth.model_construct()] * len(every)
 
         async def check(i: int, worker: Worker) -> None:
             workers[i] = await worker.health(timeout)
 
         async with anyio.create_task_group() as tg:
-            for i, worker in enumerate(self.workers.values()):
+            for i, worker in enumerate(every):
                 tg.start_soon(check, i, worker)
         best = next((w for w in workers if w.healthy), workers[0])
         summary = OpenCodeHealth(healthy=best.healthy, version=best.version, url=best.url, error=best.error)

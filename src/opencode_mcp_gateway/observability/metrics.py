@@ -84,6 +84,13 @@ for _event in ("task.completed", "task.failed", "task.aborted", "task.waiting_fo
 WEBHOOK_RETRY_BACKLOG = Gauge(
     "ocgw_webhook_retry_backlog", "Webhook deliveries waiting for their next attempt", registry=REGISTRY
 )
+SANDBOXES = Gauge("ocgw_sandboxes", "Sandboxes by state (starting, running, stopped)", ["state"], registry=REGISTRY)
+SANDBOX_START_SECONDS = Histogram(
+    "ocgw_sandbox_start_seconds",
+    "Time from a sandbox's start to its OpenCode answering",
+    buckets=(0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60),
+    registry=REGISTRY,
+)
 
 TOKEN_KINDS = ("input", "output", "reasoning", "cache_read", "cache_write")
 

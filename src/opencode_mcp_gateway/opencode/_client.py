@@ -40,6 +40,7 @@ class OpenCodeClient:
         transport: httpx2.AsyncBaseTransport | None = None,
         is_ready: Callable[[], bool] | None = None,
         worker: str = "w0",
+        uds: str | None = None,  # a Unix socket to reach OpenCode through (a local sandbox's)
     ) -> None:
         self.worker = worker  # the name metrics and traces give this OpenCode
         self.base_url = base_url.rstrip("/")
@@ -49,13 +50,22 @@ class OpenCodeClient:
         self._is_ready = is_ready
         auth = httpx2.BasicAuth(username, password) if password else None
         limits = httpx2.Limits(max_connections=200, max_keepalive_connections=50)
-        common: dict[str, Any] = {"base_url": self.base_url, "auth": auth, "transport": transport}
-        self._http = httpx2.AsyncClient(timeout=httpx2.Timeout(timeout, connect=5.0), limits=limits, **common)
+        common: dict[str, Any] = {"base_url": self.base_url, "auth": auth}
+
+        def over(limits: httpx2.Limits) -> httpx2.AsyncBaseTransport | None:
+            return httpx2.AsyncHTTPTransport(uds=uds, limits=limits) if uds and transport is None else transport
+
+        self._http = httpx2.AsyncClient(
+            timeout=httpx2.Timeout(timeout, connect=5.0), limits=limits, transport=over(limits), **common
+        )
         # The event stream gets a connection pool of its own: sharing one with a long-lived
         # stream made every other call ~40% slower.
         # OpenCode sends a heartbeat every 10 s: 15 s of silence means a dead (or never
         # answering, mid-restart) stream.
-        self._stream_http = httpx2.AsyncClient(timeout=httpx2.Timeout(5.0, read=15.0), **common)
+        stream_limits = httpx2.Limits(max_connections=100, max_keepalive_connections=20)  # httpx2's default
+        self._stream_http = httpx2.AsyncClient(
+            timeout=httpx2.Timeout(5.0, read=15.0), transport=over(stream_limits), **common
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()

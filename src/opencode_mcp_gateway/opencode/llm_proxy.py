@@ -9,6 +9,10 @@ nothing anywhere else. Responses (SSE streams included) pass through chunk by ch
 In the chart's pod OpenCode runs in a container of its own (split_pod.py): the proxy then
 listens on the fixed LLM_PROXY_PORT of the pod's loopback, under the LLM_PROXY_TOKEN both
 containers are given.
+
+With sandboxes (fleet/sandboxes/) each sandbox's OpenCode holds a token of its own, which
+`accepts` checks (by computing it again: no list of tokens is kept), and a local sandbox,
+which has no network, reaches the proxy through a Unix socket (`unix_path`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import json
 import logging
 import secrets
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx2
@@ -42,21 +47,41 @@ def proxy_url(port: int) -> str:
 
 
 class LLMProxy:
-    def __init__(self, upstream: str, api_key: str, *, port: int = 0, token: str | None = None) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        api_key: str,
+        *,
+        port: int = 0,
+        token: str | None = None,
+        accepts: Callable[[bytes], bool] | None = None,
+        unix_path: Path | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
         self.upstream = upstream.rstrip("/")
         self._api_key = api_key
         self.token = token or secrets.token_urlsafe(32)
+        self._accepts = accepts
+        self._sockets = [self._unix_socket(unix_path)] if unix_path is not None else []
         # Bound now: OpenCode starts (and learns the URL) before the event loop runs.
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restarted gateway gets its port
         try:
-            self._socket.bind(("127.0.0.1", port))
+            self._socket.bind((host, port))
         except OSError as exc:
             self._socket.close()
-            raise OSError(f"LLM_PROXY_PORT: cannot listen on 127.0.0.1:{port} ({exc.strerror})") from None
+            raise OSError(f"LLM_PROXY_PORT: cannot listen on {host}:{port} ({exc.strerror})") from None
         self.port: int = self._socket.getsockname()[1]
+        self._sockets.append(self._socket)
         self._server: uvicorn.Server | None = None
         self._http: httpx2.AsyncClient | None = None
+
+    @staticmethod
+    def _unix_socket(path: Path) -> socket.socket:
+        path.unlink(missing_ok=True)  # left by an earlier gateway on this state directory
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(path))
+        return listener
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LLMProxy:
@@ -76,21 +101,23 @@ class LLMProxy:
         async with httpx2.AsyncClient(timeout=httpx2.Timeout(30.0, read=600.0)) as http:
             self._http = http
             try:
-                await self._server.serve(sockets=[self._socket])
+                await self._server.serve(sockets=self._sockets)
             finally:
                 self._server.should_exit = True
                 self.close()
 
     def close(self) -> None:
         """Release the port (also when the proxy never served: a supervisor that never ran)."""
-        self._socket.close()
+        for listener in self._sockets or [self._socket]:
+            listener.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self._http is None:
             return
         headers = dict(scope["headers"])
         given = headers.get(b"authorization", b"").partition(b" ")[2].strip()
-        if not hmac.compare_digest(given, self.token.encode()):
+        sandbox = self._accepts is not None and self._accepts(given)  # a sandbox's own token
+        if not (hmac.compare_digest(given, self.token.encode()) or sandbox):
             await _error(send, 401, "the gateway's LLM proxy needs its per-start token")
             return
         path = scope["path"]

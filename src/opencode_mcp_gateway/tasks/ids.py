@@ -10,6 +10,10 @@ gateway with one OpenCode) keep their form and mean `w0`; `w0:ses_…` is accept
 OpenCode ids start with `ses_`/`msg_` and hold no `:`, so the prefix cannot be mistaken
 for part of them. The name is only looked up among the configured workers, never used
 as an address.
+
+With sandboxes (fleet/sandboxes/) the prefix names a sandbox instead: `c-` (a caller's) or
+`t-` (a task's) and hex digits, a shape no `w<n>` can take; the name holds no identity
+and no secret (fleet/sandboxes/keys.py).
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from .errors import TaskError
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ID = r"[A-Za-z0-9]{8,64}"
-_WORKER = r"w(?:0|[1-9][0-9]{0,3})"
+SANDBOX_NAME = r"c-[0-9a-f]{24}|t-[0-9a-f]{26}"  # a caller's or a task's sandbox (fleet/sandboxes/keys.py)
+_WORKER = rf"w(?:0|[1-9][0-9]{{0,3}})|{SANDBOX_NAME}"
 _TASK_RE = re.compile(rf"^(?:({_WORKER}):)?(ses_{_ID})(?:\.(msg_{_ID}))?$")
 FIRST_WORKER = "w0"
 _lock = threading.Lock()
@@ -34,7 +39,7 @@ _last = [0, 0]  # last millisecond, counter within it
 class TaskId(NamedTuple):
     session_id: str
     message_id: str | None  # None: "the newest task of this session"
-    worker: str = FIRST_WORKER  # the OpenCode worker holding the session
+    worker: str = FIRST_WORKER  # the OpenCode worker (or sandbox) holding the session
 
     def __str__(self) -> str:
         bare = f"{self.session_id}.{self.message_id}" if self.message_id else self.session_id

@@ -67,13 +67,14 @@ class TaskService:
         catalog: Catalog,
         tracker: TaskTracker | None = None,
         workspaces: Workspaces | None = None,
+        home: str | None = None,  # a sandbox's own workspace (tasks without a directory run there)
     ) -> None:
         self.catalog = catalog
         self.workspaces = workspaces or Workspaces(settings, client)
         self.shutting_down = False
         sessions = SessionStore(client)
         self.session_errors = SessionErrorLog(hub)
-        self._submitter = TaskSubmitter(settings, client, catalog, sessions, self.workspaces, tracker)
+        self._submitter = TaskSubmitter(settings, client, catalog, sessions, self.workspaces, tracker, home)
         self._reader = TaskReader(settings, client, sessions, self.session_errors, broker, self.workspaces)
         self._control = TaskControl(client, broker, self._reader)
         self._waiter = TaskWaiter(settings, hub, self._reader, self._control.answer)

@@ -69,8 +69,10 @@ class TaskSubmitter:
         sessions: SessionStore,
         workspaces: Workspaces,
         tracker: TaskTracker | None,
+        home: str | None = None,
     ) -> None:
         self.settings = settings
+        self.home = home  # a sandbox's own workspace: its tasks' default directory, not the caller's choice
         self.client = client
         self.catalog = catalog
         self.sessions = sessions
@@ -90,7 +92,8 @@ class TaskSubmitter:
         if request.task_id:
             session = await self.sessions.get(request.task_id.session_id)
             workdir = session.directory
-            if not self.workspaces.owns_session(session):  # its worktree lives under WORKSPACES_DIR
+            if not self.workspaces.owns_session(session) and (self.home is None or workdir != self.home):
+                # A worktree lives under WORKSPACES_DIR; anything else must lie under WORKSPACE_ROOT.
                 check_inside_root(str(workdir or ""), self.settings.workspace_root, shown=str(workdir))
             if request.directory and resolve_directory(request.directory, self.settings.workspace_root) != workdir:
                 raise TaskError(

@@ -158,6 +158,14 @@ class WorkerHealth(OpenCodeHealth):
     running_tasks: int = Field(description="tasks running on it, as placement counts them")
 
 
+class SandboxHealth(BaseModel):
+    name: str = Field(description="the sandbox's name (a hash, never the caller's); its task ids start with it")
+    state: str = Field(description="starting, running or stopped")
+    scope: str = Field(description="caller or task")
+    running_tasks: int
+    idle_seconds: float = Field(description="since its last task or call")
+
+
 class RespondView(BaseModel):
     task_id: str
     request_id: str

@@ -45,6 +45,14 @@ def caller_of_request(request: Any, *, auth_configured: bool) -> Caller:
     return Caller(identity.name, admin=identity.admin)
 
 
+def is_admin(ctx: Context, *, auth_configured: bool) -> bool:
+    """Whether the call comes from the admin scope (False when it carries no identity)."""
+    try:
+        return caller_of(ctx, auth_configured=auth_configured).admin
+    except ToolError:
+        return False
+
+
 def for_caller(auth_configured: bool) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
     """Runs a tool (which takes `ctx: Context`) on behalf of its caller: tasks it starts are
     theirs, tasks it reads must be."""

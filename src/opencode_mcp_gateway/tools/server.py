@@ -41,7 +41,7 @@ from .arguments import (
     TaskIdArg,
     TitleArg,
 )
-from .callers import for_caller
+from .callers import for_caller, is_admin
 from .elicitation import apply_answers, can_elicit, input_required, is_modern, make_asker
 from .guidance import guided
 from .handling import request_state_security, tool_errors
@@ -327,26 +327,34 @@ def build_server(service: TaskPool, settings: Settings, *, request_state_key: st
 
     @mcp.tool(annotations=READ_ONLY)
     @tool_errors
-    async def list_agents() -> AgentsView:
+    async def list_agents(ctx: Context) -> AgentsView:
         """The agents OpenCode offers (name, description, mode). Pass a primary agent's
         name as `agent` to run_coding_task."""
-        agents = await service.agents()
+        if service.sandboxes is not None:  # asked of the caller's own sandbox (started if need be)
+            agents = await as_caller(lambda ctx: service.agents())(ctx=ctx)
+        else:
+            agents = await service.agents()
         return AgentsView(
             agents=[Agent(name=a.name, description=a.description or None, mode=a.mode) for a in agents],
             default_agent=settings.default_agent,
         )
 
     @mcp.tool(annotations=READ_ONLY)
-    async def health_check() -> HealthView:
+    async def health_check(ctx: Context) -> HealthView:
         """Health of the gateway and of OpenCode behind it, with OpenCode's version, per worker."""
         opencode, workers = await service.health()
-        return HealthView(
+        view = HealthView(
             version=__version__,
             opencode=opencode,
             event_stream_connected=any(w.event_stream_connected for w in workers),
             permission_policy=settings.permission_policy,
             workers=workers,
         )
+        if service.sandboxes is not None:  # which sandboxes exist is the admin's to see
+            admin = is_admin(ctx, auth_configured=bool(auth_methods(settings)))
+            view.workers = workers if admin else []
+            view.sandboxes = await service.sandboxes.health() if admin else None
+        return view
 
     tasks.attach(mcp)
     return mcp

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from ..tasks.views import OpenCodeHealth, WorkerHealth
+from ..tasks.views import OpenCodeHealth, SandboxHealth, WorkerHealth
 
 
 class Agent(BaseModel):
@@ -25,3 +25,8 @@ class HealthView(BaseModel):
     event_stream_connected: bool
     permission_policy: str
     workers: list[WorkerHealth] = Field(default_factory=list, description="every OpenCode worker of this gateway")
+    sandboxes: list[SandboxHealth] | None = Field(
+        default=None,
+        description="with SANDBOX=caller or task, for the admin scope: every sandbox and its state",
+        exclude_if=lambda value: value is None,  # SANDBOX=off: the report reads as before
+    )

@@ -25,6 +25,9 @@ class SandboxSpec:
     opencode_password: str  # the server password of this sandbox's `opencode serve`
     llm_token: str  # the LLM-proxy token valid for this sandbox only
     env: dict[str, str] = field(default_factory=dict)  # more, non-secret, environment for OpenCode
+    # Host directories the caller named (under WORKSPACE_ROOT), shown read-write at the same path.
+    # Added after the first version of this contract, with a default: runtimes that ignore it still fit.
+    directories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
