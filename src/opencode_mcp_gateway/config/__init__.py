@@ -3,7 +3,8 @@
 Every setting is an environment variable with the same name in upper case. A bad value
 stops start-up with one line that names the variable (see `load_settings`). The settings
 come in groups, one module each: the gateway and its OpenCode (`_gateway`), who may call
-(`_access`), the work (`_work`: budgets, repository workspaces) and scale-out (`_scale`);
+(`_access`), the work (`_work`: budgets, repository workspaces), scale-out (`_scale`) and what a
+caller may add to a task (`_shaping`: attachments);
 `Settings` joins them and checks what spans groups. Parsing that settings need lives here
 too: who is who (`_topology`: workers, peers) and the split pod's rule (`_split_pod`).
 
@@ -21,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ._access import AUTH_SETTINGS, AccessSettings, auth_methods
 from ._gateway import GatewaySettings, PermissionPolicy
 from ._scale import ScaleSettings
+from ._shaping import ShapingSettings
 from ._split_pod import GATEWAY_ONLY, split_pod_problem
 from ._topology import PEER_SEPARATOR, expand_template, hosts_by_ordinal, parse_worker_gateways, parse_workers
 from ._values import ConfigError, describe_validation_error, given, is_loopback, shown_url
@@ -42,7 +44,7 @@ __all__ = [
 ]
 
 
-class Settings(GatewaySettings, AccessSettings, WorkSettings, ScaleSettings, BaseSettings):
+class Settings(GatewaySettings, AccessSettings, WorkSettings, ScaleSettings, ShapingSettings, BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
     @model_validator(mode="after")

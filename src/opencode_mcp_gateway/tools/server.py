@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Literal, ParamSpec, TypeVar
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
@@ -25,6 +25,7 @@ from .arguments import (
     READ_ONLY,
     RUNS_AGENT,
     AgentArg,
+    AttachmentsArg,
     BranchArg,
     DirectoryArg,
     FollowUpArg,
@@ -32,13 +33,16 @@ from .arguments import (
     MaxCostArg,
     MaxTokensArg,
     ModelArg,
+    OutputSchemaArg,
     Prompt,
     PushArg,
+    ReadOnlyArg,
     RefArg,
     RepositoryArg,
     TaskIdArg,
     TitleArg,
 )
+from .as_given import keep_text_as_given
 from .callers import for_caller
 from .elicitation import apply_answers, can_elicit, input_required, is_modern, make_asker
 from .guidance import guided
@@ -100,12 +104,13 @@ def build_server(service: TaskPool, settings: Settings, *, request_state_key: st
         isolate: bool,
         *,
         report: Callable[[str], Awaitable[None]] | None,
+        shape: dict[str, Any],
     ) -> TaskId:
         """What both run tools do with their (identical) arguments."""
         budget = for_call(settings, max_tokens, max_cost_usd)
         follows = parse_task_id(task_id) if task_id else None
         request = TaskRequest(
-            prompt, agent, model, directory, title, follows, budget, repository, ref, branch, push, isolate
+            prompt, agent, model, directory, title, follows, budget, repository, ref, branch, push, isolate, **shape
         )
         tid = await service.submit(request, report)  # when every worker is full, the wait for a slot is told
         logs.task_id.set(str(tid))  # the rest of the call's log records name the new task
@@ -133,6 +138,9 @@ def build_server(service: TaskPool, settings: Settings, *, request_state_key: st
         branch: BranchArg = None,
         push: PushArg = False,
         isolate: IsolateArg = False,
+        read_only: ReadOnlyArg = False,
+        output_schema: OutputSchemaArg = None,
+        attachments: AttachmentsArg = None,
     ) -> TaskView | InputRequiredResult:
         """Run a coding task with OpenCode and wait for it to finish.
 
@@ -159,6 +167,7 @@ def build_server(service: TaskPool, settings: Settings, *, request_state_key: st
                 push,
                 isolate,
                 report=report,
+                shape=_shape(read_only, output_schema, attachments),
             )
         asking = settings.permission_policy == "ask"
         try:
@@ -202,6 +211,9 @@ def build_server(service: TaskPool, settings: Settings, *, request_state_key: st
         branch: BranchArg = None,
         push: PushArg = False,
         isolate: IsolateArg = False,
+        read_only: ReadOnlyArg = False,
+        output_schema: OutputSchemaArg = None,
+        attachments: AttachmentsArg = None,
     ) -> TaskView:
         """Start a coding task with OpenCode and return its task_id at once (status 'running').
 
@@ -222,6 +234,7 @@ def build_server(service: TaskPool, settings: Settings, *, request_state_key: st
             push,
             isolate,
             report=None,
+            shape=_shape(read_only, output_schema, attachments),
         )
         return guided(await service.view(tid, with_files=False))
 
@@ -335,4 +348,10 @@ def build_server(service: TaskPool, settings: Settings, *, request_state_key: st
             workers=workers,
         )
 
+    keep_text_as_given(mcp)
     return mcp
+
+
+def _shape(read_only: bool, output_schema: dict[str, Any] | None, attachments: list[Any] | None) -> dict[str, Any]:
+    """The shaping arguments as TaskRequest takes them."""
+    return {"read_only": read_only, "output_schema": output_schema, "attachments": tuple(attachments or ())}
