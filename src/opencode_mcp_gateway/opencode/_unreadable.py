@@ -98,7 +98,8 @@ class MessageWalk:
             return None
         created = self._created.get(message_id)
         if created is None:
-            created = await self._find_created(page, message_id)
+            ceiling = newer[-1]["info"]["time"]["created"] if newer else None
+            created = await self._find_created(page, message_id, ceiling)
             if created is None:
                 return None
             self._created[message_id] = created
@@ -115,7 +116,11 @@ class MessageWalk:
             info["model"] = {"providerID": reply.get("providerID"), "modelID": reply.get("modelID")}
         return {"info": info, "parts": []}
 
-    async def _find_created(self, page: Pager, message_id: str) -> int | None:
+    async def _find_created(self, page: Pager, message_id: str, ceiling: int | None) -> int | None:
+        """The message's creation time. `ceiling`: that of the message just newer (read
+        before it), so a cursor up to it has nothing between it and the unreadable one:
+        there a page of one fails exactly when the cursor's time is past the message's."""
+
         async def leaves_out(t: int) -> bool:
             try:
                 await page(1, cursor(t, message_id))
@@ -126,11 +131,17 @@ class MessageWalk:
             return True
 
         guess = id_time(message_id, int(time.time() * 1000))
-        probes = 1
+        if ceiling is not None:
+            guess = min(guess, ceiling)
         good, bad = (guess, None) if await leaves_out(guess) else (None, guess)
-        step = 1
+        probes, step = 1, 1
         while (good is None or bad is None) and probes < MAX_PROBES:  # widen until both sides are known
-            probe = (good + step) if good is not None else (bad - step)  # type: ignore[operator]
+            if good is not None:
+                if ceiling is not None and good >= ceiling:
+                    return good  # created in the same millisecond as the message after it
+                probe = good + step if ceiling is None else min(good + step, ceiling)
+            else:
+                probe = bad - step  # type: ignore[operator]
             if await leaves_out(probe):
                 good = probe
             else:

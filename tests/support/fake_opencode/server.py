@@ -23,6 +23,7 @@ import httpx2
 from opencode_mcp_gateway.opencode.pins import OPENCODE_VERSION
 
 from .events import EventStream
+from .listing import list_messages
 from .steps import Reply, Step
 from .turns import Json, Turn, World, new_id, now_ms
 
@@ -49,6 +50,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("POST", "/session"),
         ("GET", "/session/status"),
         ("GET", "/session/{sid}"),
+        ("PATCH", "/session/{sid}"),
         ("GET", "/session/{sid}/message"),
         ("POST", "/session/{sid}/prompt_async"),
         ("GET", "/session/{sid}/diff"),
@@ -225,14 +227,19 @@ class FakeOpenCode:
     def _get_session_sid(self, sid: str, **_: Any) -> httpx2.Response:
         return _json(self.world.sessions[sid]) if sid in self.world.sessions else _no_session(sid)
 
+    def _patch_session_sid(self, sid: str, body: Json, **_: Any) -> httpx2.Response:
+        if sid not in self.world.sessions:
+            return _no_session(sid)
+        session = self.world.sessions[sid]
+        session.update({k: body[k] for k in ("title", "metadata") if k in body})  # metadata: replaced whole
+        return _json(session)
+
     def _get_session_sid_message(self, sid: str, params: Json, **_: Any) -> httpx2.Response:
         if sid not in self.world.sessions:
             return _no_session(sid)
-        messages = self.world.messages[sid]
-        limit = int(params.get("limit") or 0)
-        page = messages[-limit:] if limit else messages
-        self.messages_served.append(len(page))
-        return _json(page)
+        response, served = list_messages(self.world.messages[sid], params)
+        self.messages_served.append(served)
+        return response
 
     def _post_session_sid_prompt_async(self, sid: str, body: Json, **_: Any) -> httpx2.Response:
         if sid not in self.world.sessions:
@@ -248,6 +255,7 @@ class FakeOpenCode:
             "time": {"created": now_ms()},
             "agent": body.get("agent") or "build",
             "model": body.get("model") or {"providerID": "fake", "modelID": "fake-model"},
+            **{k: body[k] for k in ("format", "tools") if k in body},
         }
         parts = [{"id": new_id("prt"), "sessionID": sid, "messageID": user_id, **p} for p in body["parts"]]
         self.world.messages[sid].append({"info": info, "parts": parts})
