@@ -26,7 +26,7 @@ from ._errors import (
 )
 from ._models import Agent, Health, Message, Session
 from ._unreadable import MessageWalk, cannot_list
-from .versions import VersionGate, check
+from .versions import VersionGate, detect
 
 JSON = dict[str, Any]
 
@@ -128,20 +128,11 @@ class OpenCodeClient:
     async def health(self, timeout: float | None = None) -> Health:
         """OpenCode's health and version; OpenCodeUnsupported when it is not a version this
         gateway speaks (versions.py)."""
-        try:
-            found = Health.model_validate(await self._request("GET", "/global/health", timeout=timeout))
-        except (OpenCodeNotFound, OpenCodeNotAPI):
-            found = await self._api_info(timeout)
-        return check(found, self.display_url)
 
-    async def _api_info(self, timeout: float | None) -> Health:
-        """Where OpenCode 2.x says its version (it has no /global/health)."""
-        try:
-            info = await self._request("GET", "/api/info", timeout=timeout)
-        except (OpenCodeNotFound, OpenCodeNotAPI, OpenCodeRequestError):
-            return Health(healthy=False)
-        version = info.get("version") if isinstance(info, dict) else None
-        return Health(healthy=False, version=str(version) if version else None)
+        async def get(path: str) -> Any:
+            return await self._request("GET", path, timeout=timeout)
+
+        return await detect(get, self.display_url)
 
     async def tool_ids(self) -> list[str]:
         """The tools OpenCode offers its agents (built-in and plugins')."""

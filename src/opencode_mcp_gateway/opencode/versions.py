@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-from ._errors import OpenCodeUnsupported
+from ._errors import OpenCodeNotAPI, OpenCodeNotFound, OpenCodeRequestError, OpenCodeUnsupported
 from ._models import Health
 from .pins import OPENCODE_SUPPORTED
 
@@ -36,6 +37,20 @@ def supported_range() -> str:
 def is_supported(version: str) -> bool:
     found, low, high = _numbers(version), _numbers(OPENCODE_SUPPORTED[0]), _numbers(OPENCODE_SUPPORTED[1])
     return found is not None and low is not None and high is not None and low <= found < high
+
+
+async def detect(get: Callable[[str], Awaitable[Any]], url: str) -> Health:
+    """The health of the OpenCode at `url` (`get`: a JSON GET on it), if it is a supported one."""
+    try:
+        found = Health.model_validate(await get("/global/health"))
+    except (OpenCodeNotFound, OpenCodeNotAPI):  # no such route (2.x), or a web page in its place
+        try:
+            info = await get("/api/info")
+        except (OpenCodeNotFound, OpenCodeNotAPI, OpenCodeRequestError):
+            info = None
+        version = info.get("version") if isinstance(info, dict) else None
+        found = Health(healthy=False, version=str(version) if version else None)
+    return check(found, url)
 
 
 def check(health: Health, url: str) -> Health:

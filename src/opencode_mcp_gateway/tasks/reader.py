@@ -81,10 +81,14 @@ class TaskReader:
         session = await self.sessions.get(tid.session_id)
         messages = await self.turn_messages(tid, whole=history)
         user = find_user_message(messages, tid.message_id)
+        if user is None or (user.info.unreadable and not shaping.has_record(session, user.info.id)):
+            # Another replica may have sent a turn with a schema since this session was read:
+            # its record names the message OpenCode cannot return.
+            session = await self.sessions.refresh(tid.session_id)
+            messages = await self.turn_messages(tid, whole=history)
+            user = find_user_message(messages, tid.message_id)
         if user is None:
             raise TaskError(f"unknown task_id {tid}: OpenCode has no such task in session {tid.session_id}")
-        if user.info.unreadable and not shaping.has_record(session, user.info.id):
-            session = await self.sessions.refresh(tid.session_id)  # recorded by another replica since
         return Turn(tid._replace(message_id=user.info.id), session, messages, user)
 
     async def turn_messages(self, tid: TaskId, *, whole: bool = False) -> list[Message]:
