@@ -163,7 +163,12 @@ async def test_every_bad_attachment_is_refused_naming_it_and_the_limit(gateways:
         ([one, one, one], ["3 attachments", "MAX_ATTACHMENTS=2"]),
         ([{**one, "filename": "fake.png", "mime_type": "image/png"}], ["'fake.png'", "not a image/png image"]),
     ]
+    blind = {"filename": "shot.png", "mime_type": "image/png", "data": b64(PNG)}
     async with mcp_session(gateway.mcp_url) as s:
+        result = await s.call_tool(
+            "run_coding_task_async", {"prompt": "x", "attachments": [blind], "model": "fake/fake-model"}
+        )
+        assert result.is_error and "does not take image input" in error_text(result), error_text(result)
         for files, words in cases:
             result = await s.call_tool("run_coding_task_async", {"prompt": "x", "attachments": files})
             assert result.is_error, files

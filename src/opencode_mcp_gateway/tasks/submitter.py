@@ -137,6 +137,8 @@ class TaskSubmitter:
         await self.catalog.check_agent(agent, workdir)
         chosen = request.model or self.settings.default_model
         provider_model = await self.catalog.check_model(chosen, workdir) if chosen else None
+        if provider_model and any(a.is_image for a in shape.attachments):
+            await self.catalog.check_images(provider_model, workdir)
         message_id = new_message_id()
         record = shape.record(request.prompt)
         if session is not None:
