@@ -106,6 +106,20 @@ async def test_a_schema_the_model_breaks_fails_the_task(gateway: Gateway, step: 
     assert expected in result["error"] and "StructuredOutputError" in result["error"], result["error"]
 
 
+async def test_the_budget_watcher_stops_a_schema_task_it_cannot_list(gateway: Gateway) -> None:
+    read = {"tool": "read", "args": {"filePath": "README.md"}}
+    stuck = {"text": "never said", "hang": 60}
+    async with mcp_session(gateway.mcp_url) as s:
+        started = data(
+            await s.call_tool(
+                "run_coding_task_async",
+                {"prompt": script(read, read, stuck), "output_schema": SCHEMA, "max_tokens": 200},
+            )
+        )
+        final = data(await s.call_tool("get_task_status", {"task_id": started["task_id"], "wait_seconds": 40}))
+    assert final["status"] == "aborted" and final["error"] == "budget exceeded: 240 tokens > max_tokens 200", final
+
+
 async def test_an_invalid_schema_is_refused_before_any_session(gateway: Gateway, opencode: OpenCodeServer) -> None:
     before = sessions_in(opencode)
     async with mcp_session(gateway.mcp_url) as s:
