@@ -18,6 +18,7 @@ from ..fleet import TaskPool
 from ..observability import logs
 from ..opencode import OpenCodeError
 from ..tasks import TaskId, TaskRequest, parse_task_id
+from ..tasks.attachments import AttachmentInput
 from ..tasks.budget import for_call
 from ..tasks.listing import TaskList, TaskLister
 from ..tasks.views import AbortView, DiffView, MessagesView, RespondView, TaskView
@@ -104,13 +105,29 @@ def build_server(service: TaskPool, settings: Settings, *, request_state_key: st
         isolate: bool,
         *,
         report: Callable[[str], Awaitable[None]] | None,
-        shape: dict[str, Any],
+        read_only: bool,
+        output_schema: dict[str, Any] | None,
+        attachments: list[AttachmentInput] | None,
     ) -> TaskId:
         """What both run tools do with their (identical) arguments."""
         budget = for_call(settings, max_tokens, max_cost_usd)
         follows = parse_task_id(task_id) if task_id else None
         request = TaskRequest(
-            prompt, agent, model, directory, title, follows, budget, repository, ref, branch, push, isolate, **shape
+            prompt,
+            agent,
+            model,
+            directory,
+            title,
+            follows,
+            budget,
+            repository,
+            ref,
+            branch,
+            push,
+            isolate,
+            read_only=read_only,
+            output_schema=output_schema,
+            attachments=tuple(attachments or ()),
         )
         tid = await service.submit(request, report)  # when every worker is full, the wait for a slot is told
         logs.task_id.set(str(tid))  # the rest of the call's log records name the new task
@@ -167,7 +184,9 @@ def build_server(service: TaskPool, settings: Settings, *, request_state_key: st
                 push,
                 isolate,
                 report=report,
-                shape=_shape(read_only, output_schema, attachments),
+                read_only=read_only,
+                output_schema=output_schema,
+                attachments=attachments,
             )
         asking = settings.permission_policy == "ask"
         try:
@@ -234,7 +253,9 @@ def build_server(service: TaskPool, settings: Settings, *, request_state_key: st
             push,
             isolate,
             report=None,
-            shape=_shape(read_only, output_schema, attachments),
+            read_only=read_only,
+            output_schema=output_schema,
+            attachments=attachments,
         )
         return guided(await service.view(tid, with_files=False))
 
@@ -350,8 +371,3 @@ def build_server(service: TaskPool, settings: Settings, *, request_state_key: st
 
     keep_text_as_given(mcp)
     return mcp
-
-
-def _shape(read_only: bool, output_schema: dict[str, Any] | None, attachments: list[Any] | None) -> dict[str, Any]:
-    """The shaping arguments as TaskRequest takes them."""
-    return {"read_only": read_only, "output_schema": output_schema, "attachments": tuple(attachments or ())}
