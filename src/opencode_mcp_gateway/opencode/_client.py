@@ -225,11 +225,17 @@ class OpenCodeClient:
         await self._request("POST", f"/session/{session_id}/prompt_async", json=body)
 
     async def messages(
-        self, session_id: str, limit: int | None = None, *, sent_with_format: Collection[str] = ()
+        self,
+        session_id: str,
+        limit: int | None = None,
+        *,
+        sent_with_format: Collection[str] = (),
+        until: str | None = None,
     ) -> list[Message]:
         """The session's messages (the newest `limit`), oldest first. A user message sent with
-        an output format cannot be listed by OpenCode 1.18.33: it comes back as a stand-in
-        marked `unreadable` (`_unreadable.py`); `sent_with_format` names such messages."""
+        an output format cannot always be listed by OpenCode 1.18.33: it comes back as a
+        stand-in marked `unreadable` (`_unreadable.py`); `sent_with_format` names such
+        messages, and the walk past them may stop once message `until` is read."""
         path = f"/session/{session_id}/message"
         try:
             found = await self._request("GET", path, params={"limit": limit} if limit else None)
@@ -243,7 +249,7 @@ class OpenCodeClient:
                 items = await self._request("GET", path, params=params, headers_out=headers)
                 return items, headers.get("x-next-cursor")
 
-            found = await self._walk.walk(session_id, page, limit, sent_with_format)
+            found = await self._walk.walk(session_id, page, limit, sent_with_format, until)
         return [Message.model_validate(m) for m in found]
 
     async def session_status(self, directory: str | None) -> dict[str, JSON]:

@@ -62,13 +62,21 @@ class MessageWalk:
         self._created: LRU[str, int] = LRU(size)  # unreadable message id → its creation time
 
     async def walk(
-        self, session_id: str, page: Pager, limit: int | None, sent_with_format: Collection[str]
+        self,
+        session_id: str,
+        page: Pager,
+        limit: int | None,
+        sent_with_format: Collection[str],
+        until: str | None = None,
     ) -> list[JSON]:
-        """The newest `limit` messages (all with None), oldest first, unreadable ones stood in for."""
+        """The newest `limit` messages (all with None), oldest first, unreadable ones stood in
+        for; it stops early once message `until` is among them. Pages start at one message and
+        double while they read (the turn a caller asks about is usually the newest), and halve
+        down to the unreadable message when they fail."""
         newest_first: list[JSON] = []
         before: str | None = None
-        size = PAGE
-        while limit is None or len(newest_first) < limit:
+        size = 1
+        while (limit is None or len(newest_first) < limit) and not any(m["info"]["id"] == until for m in newest_first):
             want = size if limit is None else min(size, limit - len(newest_first))
             try:
                 items, before_next = await page(want, before)
@@ -82,12 +90,12 @@ class MessageWalk:
                 if stand_in is None:  # no way past it: what was read is all there is
                     break
                 newest_first.append(stand_in)
-                before, size = cursor(stand_in["info"]["time"]["created"], stand_in["info"]["id"]), PAGE
+                before, size = cursor(stand_in["info"]["time"]["created"], stand_in["info"]["id"]), 1
                 continue
             newest_first.extend(reversed(items))
             if before_next is None or not items:
                 break
-            before = before_next
+            before, size = before_next, min(PAGE, size * 2)  # past the narrowing: longer pages again
         return list(reversed(newest_first))
 
     async def _stand_in(

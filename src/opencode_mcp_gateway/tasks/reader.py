@@ -96,7 +96,9 @@ class TaskReader:
         is among them (every message of a turn comes after its user message)."""
         formatted = shaping.sent_with_format(await self.sessions.get(tid.session_id))
         if not whole:
-            recent = await self.client.messages(tid.session_id, limit=RECENT_MESSAGES, sent_with_format=formatted)
+            recent = await self.client.messages(
+                tid.session_id, limit=RECENT_MESSAGES, sent_with_format=formatted, until=tid.message_id
+            )
             if len(recent) < RECENT_MESSAGES or find_user_message(recent, tid.message_id) is not None:
                 return recent
         return await self.client.messages(tid.session_id, sent_with_format=formatted)
