@@ -1,8 +1,9 @@
 """Listing a session's messages when OpenCode cannot list them all (opencode 1.18.33).
 
-A user message sent with an output `format` (output_schema) breaks OpenCode's encoding of
-it: listing the session's messages, or reading that message, answers 400 "Expected
-OutputFormat…", while every other message still reads fine, a page at a time. So the
+A user message sent with an output `format` (output_schema) can break OpenCode's encoding
+of it (always seen for a session's first one): listing the session's messages, or reading
+that message, answers 400 "Expected OutputFormat…", while every other message still reads
+fine, a page at a time. So the
 listing walks back from the newest message in pages; a page that fails is narrowed down to
 the one message OpenCode cannot return, which a stand-in replaces (its id, role `user`,
 creation time, the agent and model its replies name, and `unreadable: true`), and the walk
