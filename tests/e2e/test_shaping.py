@@ -106,6 +106,27 @@ async def test_a_schema_the_model_breaks_fails_the_task(gateway: Gateway, step: 
     assert expected in result["error"] and "StructuredOutputError" in result["error"], result["error"]
 
 
+async def test_another_gateway_reads_the_same_turn_facts(gateway: Gateway, gateways: GatewayPool) -> None:
+    """Per-turn facts live in OpenCode's records: a second replica, which never saw the
+    submission, reports the same validation, read-only flag and prompt."""
+    other = gateways.get(SESSION_TITLE_PREFIX="OCP Gateway")  # its own process, the same OpenCode
+    wrong = {"structured": {"endpoints": "all", "count": 1}}
+    async with mcp_session(gateway.mcp_url) as s:
+        first = data(
+            await s.call_tool(
+                "run_coding_task",
+                {"prompt": script(wrong, say="Audit it."), "output_schema": SCHEMA, "read_only": True},
+            )
+        )
+    async with mcp_session(other.mcp_url) as s:
+        seen = data(await s.call_tool("get_task_status", {"task_id": first["task_id"]}))
+        messages = data(await s.call_tool("get_task_messages", {"task_id": first["task_id"]}))
+    assert first["status"] == "failed" and first["read_only"] is True
+    for key in ("status", "error", "read_only", "structured_output"):
+        assert seen[key] == first[key], key
+    assert messages["messages"][0]["text"].startswith("Audit it.")
+
+
 async def test_the_budget_watcher_stops_a_schema_task_it_cannot_list(gateway: Gateway) -> None:
     read = {"tool": "read", "args": {"filePath": "README.md"}}
     stuck = {"text": "never said", "hang": 60}
