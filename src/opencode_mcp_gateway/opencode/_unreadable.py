@@ -87,11 +87,12 @@ class MessageWalk:
                 if want > 1:
                     size = max(1, want // 2)  # narrow down to the one message OpenCode cannot return
                     continue
-                stand_in = await self._stand_in(session_id, page, newest_first, sent_with_format)
-                if stand_in is None:  # no way past it: what was read is all there is
+                stand_ins = await self._stand_ins(session_id, page, newest_first, sent_with_format)
+                if not stand_ins:  # no way past it: what was read is all there is
                     break
-                newest_first.append(stand_in)
-                before, size = cursor(stand_in["info"]["time"]["created"], stand_in["info"]["id"]), 1
+                newest_first.extend(stand_ins)
+                last = stand_ins[-1]["info"]
+                before, size = cursor(last["time"]["created"], last["id"]), 1
                 continue
             newest_first.extend(reversed(items))
             if before_next is None or not items:
@@ -99,31 +100,35 @@ class MessageWalk:
             before, size = before_next, min(PAGE, size * 2)  # past the narrowing: longer pages again
         return list(reversed(newest_first))
 
-    async def _stand_in(
+    async def _stand_ins(
         self, session_id: str, page: Pager, newer: list[JSON], sent_with_format: Collection[str]
-    ) -> JSON | None:
-        message_id = _which(newer, sent_with_format)
-        if message_id is None:
-            return None
+    ) -> list[JSON]:
+        """Stand-ins for the unreadable message just older than `newer`, newest first: one, or
+        two when the next older message sent with a format lies right below it (a turn that got
+        no reply): then the search for the first meets the second, and both stand at its time."""
+        first = _which(newer, sent_with_format)
+        ceiling = newer[-1]["info"]["time"]["created"] if newer else None
+        created = await self._created_of(page, first, ceiling) if first else None
+        if first is None or created is None:
+            return []
+        found = [_stand_in(session_id, first, created, newer)]
+        seen = {m["info"]["id"] for m in newer}
+        below = sorted((i for i in sent_with_format if i < first and i not in seen), reverse=True)
+        if below:
+            second = await self._created_of(page, below[0], ceiling)
+            if second is not None and second >= created:
+                self._created[first] = second
+                found[0]["info"]["time"]["created"] = second
+                found.append(_stand_in(session_id, below[0], second, newer))
+        return found
+
+    async def _created_of(self, page: Pager, message_id: str, ceiling: int | None) -> int | None:
         created = self._created.get(message_id)
         if created is None:
-            ceiling = newer[-1]["info"]["time"]["created"] if newer else None
             created = await self._find_created(page, message_id, ceiling)
-            if created is None:
-                return None
-            self._created[message_id] = created
-        info: JSON = {
-            "id": message_id,
-            "sessionID": session_id,
-            "role": "user",
-            "time": {"created": created},
-            "unreadable": True,
-        }
-        reply = next((m["info"] for m in reversed(newer) if m["info"].get("parentID") == message_id), None)
-        if reply is not None:  # its replies name the agent and model the turn ran with
-            info["agent"] = reply.get("agent")
-            info["model"] = {"providerID": reply.get("providerID"), "modelID": reply.get("modelID")}
-        return {"info": info, "parts": []}
+            if created is not None:
+                self._created[message_id] = created
+        return created
 
     async def _find_created(self, page: Pager, message_id: str, ceiling: int | None) -> int | None:
         """The message's creation time. `ceiling`: that of the message just newer (read
@@ -165,6 +170,21 @@ class MessageWalk:
                 bad = middle
             probes += 1
         return good if good is not None and bad == good + 1 else None
+
+
+def _stand_in(session_id: str, message_id: str, created: int, newer: list[JSON]) -> JSON:
+    info: JSON = {
+        "id": message_id,
+        "sessionID": session_id,
+        "role": "user",
+        "time": {"created": created},
+        "unreadable": True,
+    }
+    reply = next((m["info"] for m in reversed(newer) if m["info"].get("parentID") == message_id), None)
+    if reply is not None:  # its replies name the agent and model the turn ran with
+        info["agent"] = reply.get("agent")
+        info["model"] = {"providerID": reply.get("providerID"), "modelID": reply.get("modelID")}
+    return {"info": info, "parts": []}
 
 
 def _which(newer: list[JSON], sent_with_format: Collection[str]) -> str | None:
