@@ -103,3 +103,15 @@ async def test_attachments_become_parts_and_show_without_their_bytes() -> None:
         {"filename": "shot.png", "mime_type": "image/png", "size": len(png)},
         {"filename": "notes.md", "mime_type": "text/markdown", "size": 14},
     ]
+
+
+async def test_an_unsupported_opencode_gets_no_task_until_a_supported_one_answers() -> None:
+    async with in_memory_gateway() as gw, gw.mcp() as c:
+        gw.fake.fail("GET /global/health", 200, '{"healthy": true, "version": "1.19.2"}', times=2)
+        health = data(await c.call_tool("health_check", {}))
+        refused = await c.call_tool("run_coding_task_async", {"prompt": "x"})
+        gw.fake.queue(Reply("fine"))
+        accepted = await c.call_tool("run_coding_task_async", {"prompt": "x"})  # the version is asked again
+    assert health["opencode"]["healthy"] is False and health["opencode"]["version"] == "1.19.2"
+    assert refused.is_error and "OpenCode 1.19.2 at" in error_text(refused) and "1.18.33" in error_text(refused)
+    assert len(gw.fake.world.sessions) == 1 and not accepted.is_error
