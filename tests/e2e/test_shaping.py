@@ -243,9 +243,9 @@ async def test_a_read_only_task_changes_nothing_and_shows_the_refusals(
         follow = data(
             await s.call_tool("run_coding_task", {"prompt": script({"text": "ok"}), "task_id": result["task_id"]})
         )
-    assert result["status"] == "completed" and result["result"] == "I could only read.", result
-    assert result["read_only"] is True and result["files_changed"] == []
     assert tree(opencode.workspace) == before
+    assert result["status"] == "completed" and result["result"] == "I could only read.", result
+    assert result["files_changed"] == [] and result["read_only"] is True
     refused = [(c["tool"], c["status"]) for m in messages["messages"] for c in m["tool_calls"]]
     assert refused == [("write", "refused"), ("edit", "refused"), ("bash", "refused")], refused
     assert next(t for t in listed["tasks"] if t["task_id"] == result["task_id"])["read_only"] is True
