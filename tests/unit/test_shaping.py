@@ -51,6 +51,10 @@ def test_schemas_are_checked_and_answers_validated() -> None:
     for bad in ([], {"type": "object", "required": "n"}, {"type": "string"}, {"type": "object", "x": "y" * 20_000}):
         with pytest.raises(structured.InvalidSchema):
             structured.check_schema(bad)
+    with pytest.raises(structured.InvalidSchema, match="only references inside the schema"):
+        structured.check_schema({"type": "object", "properties": {"a": {"$ref": "https://example.com/s.json"}}})
+    local = {"type": "object", "$defs": {"n": {"type": "integer"}}, "properties": {"n": {"$ref": "#/$defs/n"}}}
+    assert structured.failure(structured.check_schema(local), {"n": "x"}) is not None
     assert structured.failure(schema, {"n": 1}) is None
     assert "at n: 'one' is not of type 'integer'" in (structured.failure(schema, {"n": "one"}) or "")
     assert "without the structured answer" in (structured.failure(schema, None) or "")

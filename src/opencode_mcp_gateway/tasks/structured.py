@@ -10,6 +10,7 @@ without checking it, so the gateway validates it before it reports `completed`.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from jsonschema import exceptions, validators
@@ -39,6 +40,12 @@ def check_schema(schema: Any) -> dict[str, Any]:
             'output_schema must describe a JSON object ("type": "object" at the top): put a list or a value '
             "inside a property, e.g. {'type': 'object', 'properties': {'items': {'type': 'array'}}}"
         )
+    outside = next(_outside_refs(schema), None)
+    if outside is not None:
+        raise InvalidSchema(
+            f"output_schema refers to {outside[:100]!r}: only references inside the schema ($ref '#/…', e.g. "
+            "'#/$defs/item') are allowed; the gateway fetches nothing"
+        )
     validator = validators.validator_for(schema)
     try:
         validator.check_schema(schema)
@@ -51,7 +58,11 @@ def check_schema(schema: Any) -> dict[str, Any]:
 def mismatch(schema: dict[str, Any], value: Any) -> str | None:
     """Why `value` does not match `schema` (None when it does)."""
     validator = validators.validator_for(schema)(schema)
-    error = exceptions.best_match(validator.iter_errors(value))
+    try:
+        error = exceptions.best_match(validator.iter_errors(value))
+    except Exception as exc:  # e.g. a reference that resolves nowhere: say so, never fail the read
+        return f"cannot be checked against output_schema ({type(exc).__name__}: {str(exc)[:200]})"
+
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path) or "(top)"
@@ -74,3 +85,16 @@ def model_failed(message: str) -> str:
     return (
         f"the model could not produce the structured output output_schema asks for (StructuredOutputError: {message})"
     )
+
+
+def _outside_refs(node: Any) -> Iterator[str]:
+    """Every `$ref` (or `$dynamicRef`) that does not point inside the schema."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("$ref", "$dynamicRef") and isinstance(value, str) and not value.startswith("#"):
+                yield value
+            else:
+                yield from _outside_refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _outside_refs(item)
