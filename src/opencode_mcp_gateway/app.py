@@ -93,6 +93,7 @@ def create_app(
         host=settings.host,
         max_sessions=settings.max_sessions,
         session_idle_timeout=settings.session_idle_timeout_seconds,
+        max_request_body_size=settings.max_request_bytes,  # admits MAX_ATTACHMENTS of MAX_ATTACHMENT_BYTES
     )
     sessions = mcp.session_manager
     quota = SessionQuota(

@@ -9,13 +9,17 @@ Steps:
   {"tool": "write", "args": {...}}             one tool call (finish_reason "tool_calls")
   {"tools": [{"tool": ..., "args": ...}, ...]} parallel tool calls
   {"error": 401, "message": "..."}             an HTTP error; 4xx bodies never look transient
+  {"structured": {...}}                        the answer to an output format: a call of OpenCode's
+                                               StructuredOutput tool with this object
 Modifiers on any step:
   "delay": s    seconds between chunks          "hang": s   seconds before the first byte
   "chunks": n   split text into n chunks         "flaky": n  answer the first n tries with 503
 
 Requests without tools (OpenCode's title generator) get the text "Fake title".
 Control routes: GET /_control/requests (log of requests with the time their last byte
-went out), POST /_control/reset. Stdlib only, so the container test can run it too.
+went out), POST /_control/reset. In process, `user_parts(marker)` returns the content
+parts (text, image_url, …) of the user messages the model received that contain `marker`.
+Stdlib only, so the container test can run it too.
 """
 
 from __future__ import annotations
@@ -93,6 +97,19 @@ class FakeLLM:
         with self.lock:
             self.requests.append(entry)
 
+    def user_parts(self, marker: str) -> list[dict[str, Any]]:
+        """The content parts of every user message received that mentions `marker`."""
+        with self.lock:
+            bodies = [e["body"] for e in self.requests]
+        found: list[dict[str, Any]] = []
+        for body in bodies:
+            for message in body.get("messages", []):
+                content = message.get("content")
+                if message.get("role") == "user" and marker in json.dumps(content):
+                    parts = content if isinstance(content, list) else [{"type": "text", "text": content}]
+                    found.extend(p for p in parts if isinstance(p, dict))
+        return found
+
 
 def _chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
     return {
@@ -112,6 +129,8 @@ def _split(text: str, n: int) -> list[str]:
 
 def build_chunks(step: dict[str, Any], model: str) -> list[dict[str, Any]]:
     chunks = [_chunk(model, {"role": "assistant", "content": ""})]
+    if "structured" in step:
+        step = {"tool": "StructuredOutput", "args": step["structured"]}
     calls = step.get("tools") or ([{"tool": step["tool"], "args": step.get("args", {})}] if "tool" in step else [])
     if calls:
         for i, call in enumerate(calls):

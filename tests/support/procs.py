@@ -71,6 +71,13 @@ def fake_provider_config(llm_url: str) -> dict[str, Any]:
                         "limit": {"context": 128000, "output": 8192},
                     },
                     "other-model": {"name": "Other", "tool_call": True, "limit": {"context": 128000, "output": 8192}},
+                    "vision-model": {  # takes images: OpenCode sends them as image_url parts
+                        "name": "Vision",
+                        "tool_call": True,
+                        "attachment": True,
+                        "modalities": {"input": ["text", "image"], "output": ["text"]},
+                        "limit": {"context": 128000, "output": 8192},
+                    },
                 },
             }
         },

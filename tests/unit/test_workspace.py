@@ -43,6 +43,13 @@ class OpenCodeThatMisplaces:
     async def prompt_async(self, *_: Any, **__: Any) -> None:
         self.prompted = True
 
+    @property
+    def versions(self) -> Any:
+        return self  # a supported OpenCode
+
+    async def require(self) -> None:
+        return None
+
 
 class AnyAgent:
     async def check_agent(self, *_: Any) -> None:

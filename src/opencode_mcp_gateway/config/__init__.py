@@ -4,8 +4,8 @@ Every setting is an environment variable with the same name in upper case. A bad
 stops start-up with one line that names the variable (see `load_settings`). The settings
 come in groups, one module each: the gateway and its OpenCode (`_gateway`), who may call
 (`_access`), the work (`_work`: budgets, repository workspaces), scale-out (`_scale`),
-sandboxes (`_sandbox`), the kubernetes sandbox runtime (`_kube_sandbox`) and completion
-webhooks (`_webhooks`);
+sandboxes (`_sandbox`), the kubernetes sandbox runtime (`_kube_sandbox`), completion
+webhooks (`_webhooks`) and what a caller may add to a task (`_shaping`: attachments);
 `Settings` joins them and checks what spans groups. Parsing that settings need lives here
 too: who is who (`_topology`: workers, peers) and the split pod's rule (`_split_pod`).
 
@@ -25,6 +25,7 @@ from ._gateway import GatewaySettings, PermissionPolicy
 from ._kube_sandbox import KubeSandboxSettings
 from ._sandbox import RuntimeKind, SandboxSettings, Scope, decide_runtime, decide_scope, sandbox_problem
 from ._scale import ScaleSettings
+from ._shaping import ShapingSettings
 from ._split_pod import GATEWAY_ONLY, split_pod_problem
 from ._topology import PEER_SEPARATOR, expand_template, hosts_by_ordinal, parse_worker_gateways, parse_workers
 from ._values import ConfigError, describe_validation_error, given, is_loopback, shown_url
@@ -55,6 +56,7 @@ class Settings(
     SandboxSettings,
     KubeSandboxSettings,
     WebhookSettings,
+    ShapingSettings,
     BaseSettings,
 ):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)

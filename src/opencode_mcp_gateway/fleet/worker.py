@@ -52,8 +52,8 @@ class Worker:
         try:
             health = await self.client.health(timeout=timeout)
             healthy, version, error = health.healthy, health.version, None
-        except OpenCodeError as exc:
-            healthy, version, error = False, None, str(exc)
+        except OpenCodeError as exc:  # an unsupported OpenCode still says which version it is
+            healthy, version, error = False, getattr(exc, "version", None), str(exc)
         return WorkerHealth(
             name=self.name,
             healthy=healthy,

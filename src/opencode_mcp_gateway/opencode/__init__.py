@@ -6,8 +6,9 @@ the shared event stream (`EventHub`).
 
 Run (public modules, imported by name where needed so that the client stays light):
 `supervisor` (spawn mode: runs and restarts `opencode serve`), `llm_proxy` (the model
-behind a per-OpenCode token), `split_pod` (the chart's OpenCode-only container) and `pins`
-(the one OpenCode release the gateway is built and tested against).
+behind a per-OpenCode token), `split_pod` (the chart's OpenCode-only container), `pins`
+(the one OpenCode release the gateway is built and tested against, and the range it
+supports) and `versions` (which OpenCode answers, and whether the gateway speaks it).
 
 Arrows: opencode may import `observability`, `primitives` and `config`; never `tasks`,
 `workspaces`, `fleet`, `tools`, `edge` or the entry points.
@@ -17,9 +18,11 @@ from ._client import OpenCodeClient, redact_url
 from ._errors import (
     OpenCodeAuthError,
     OpenCodeError,
+    OpenCodeNotAPI,
     OpenCodeNotFound,
     OpenCodeRequestError,
     OpenCodeUnavailable,
+    OpenCodeUnsupported,
 )
 from ._events import DISCONNECTED, RESYNC, Event, EventHub, Subscription, session_id_of
 from ._models import Agent, Health, Message, MessageInfo, Part, Session, ToolState
@@ -36,9 +39,11 @@ __all__ = [
     "OpenCodeAuthError",
     "OpenCodeClient",
     "OpenCodeError",
+    "OpenCodeNotAPI",
     "OpenCodeNotFound",
     "OpenCodeRequestError",
     "OpenCodeUnavailable",
+    "OpenCodeUnsupported",
     "Part",
     "Session",
     "Subscription",

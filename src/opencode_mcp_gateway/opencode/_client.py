@@ -9,7 +9,7 @@ layer's pure rules.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,12 +19,14 @@ import httpx2
 from ..observability import metrics, tracing
 from ._errors import (
     OpenCodeAuthError,
-    OpenCodeError,
+    OpenCodeNotAPI,
     OpenCodeNotFound,
     OpenCodeRequestError,
     OpenCodeUnavailable,
 )
 from ._models import Agent, Health, Message, Session
+from ._unreadable import MessageWalk, cannot_list
+from .versions import VersionGate, detect
 
 JSON = dict[str, Any]
 
@@ -66,6 +68,8 @@ class OpenCodeClient:
         self._stream_http = httpx2.AsyncClient(
             timeout=httpx2.Timeout(5.0, read=15.0), transport=over(stream_limits), **common
         )
+        self._walk = MessageWalk()
+        self.versions = VersionGate(self.health)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -84,6 +88,7 @@ class OpenCodeClient:
         params: Mapping[str, str | int] | None = None,
         json: Any = None,
         timeout: float | None = None,
+        headers_out: dict[str, str] | None = None,
     ) -> Any:
         kwargs: dict[str, Any] = {"params": {k: v for k, v in (params or {}).items() if v is not None}}
         if json is not None:
@@ -98,6 +103,8 @@ class OpenCodeClient:
             try:
                 response = await self._http.request(method, path, headers=headers, **kwargs)
                 outcome = "error"
+                if headers_out is not None:
+                    headers_out.update(response.headers)
                 decoded = _decode(response, f"{method} {path}")
                 outcome = "ok"
                 return decoded
@@ -129,7 +136,18 @@ class OpenCodeClient:
 
     # -- server ------------------------------------------------------------------------
     async def health(self, timeout: float | None = None) -> Health:
-        return Health.model_validate(await self._request("GET", "/global/health", timeout=timeout))
+        """OpenCode's health and version; OpenCodeUnsupported when it is not a version this
+        gateway speaks (versions.py)."""
+
+        async def get(path: str) -> Any:
+            return await self._request("GET", path, timeout=timeout)
+
+        return await detect(get, self.display_url)
+
+    async def tool_ids(self) -> list[str]:
+        """The tools OpenCode offers its agents (built-in and plugins')."""
+        found = await self._request("GET", "/experimental/tool/ids")
+        return [str(t) for t in found] if isinstance(found, list) else []
 
     async def agents(self, directory: str | None = None) -> list[Agent]:
         found = await self._request("GET", "/agent", params={"directory": directory} if directory else None)
@@ -199,16 +217,49 @@ class OpenCodeClient:
         text: str,
         agent: str | None,
         model: tuple[str, str] | None,
+        parts: list[JSON] | None = None,
+        output_format: JSON | None = None,
+        tools: dict[str, bool] | None = None,
     ) -> None:
-        body: JSON = {"messageID": message_id, "parts": [{"type": "text", "text": text}]}
+        """`parts` follow the text (attachments); `output_format` is OpenCode's `format`;
+        `tools` switches tools off for this turn only (OpenCode stores it on the message)."""
+        body: JSON = {"messageID": message_id, "parts": [{"type": "text", "text": text}, *(parts or [])]}
         if agent:
             body["agent"] = agent
         if model:
             body["model"] = {"providerID": model[0], "modelID": model[1]}
+        if output_format:
+            body["format"] = output_format
+        if tools:
+            body["tools"] = tools
         await self._request("POST", f"/session/{session_id}/prompt_async", json=body)
 
-    async def messages(self, session_id: str, limit: int | None = None) -> list[Message]:
-        found = await self._request("GET", f"/session/{session_id}/message", params={"limit": limit} if limit else None)
+    async def messages(
+        self,
+        session_id: str,
+        limit: int | None = None,
+        *,
+        sent_with_format: Collection[str] = (),
+        until: str | None = None,
+    ) -> list[Message]:
+        """The session's messages (the newest `limit`), oldest first. A user message sent with
+        an output format cannot always be listed by OpenCode 1.18.33: it comes back as a
+        stand-in marked `unreadable` (`_unreadable.py`); `sent_with_format` names such
+        messages, and the walk past them may stop once message `until` is read."""
+        path = f"/session/{session_id}/message"
+        try:
+            found = await self._request("GET", path, params={"limit": limit} if limit else None)
+        except OpenCodeRequestError as exc:
+            if not cannot_list(exc):
+                raise
+
+            async def page(size: int, before: str | None) -> tuple[list[JSON], str | None]:
+                headers: dict[str, str] = {}
+                params: dict[str, str | int] = {"limit": size, **({"before": before} if before else {})}
+                items = await self._request("GET", path, params=params, headers_out=headers)
+                return items, headers.get("x-next-cursor")
+
+            found = await self._walk.walk(session_id, page, limit, sent_with_format, until)
         return [Message.model_validate(m) for m in found]
 
     async def session_status(self, directory: str | None) -> dict[str, JSON]:
@@ -265,7 +316,7 @@ def _decode(response: httpx2.Response, what: str) -> Any:
         raise OpenCodeRequestError(f"OpenCode rejected {what}: {message}", response.status_code)
     if "json" not in response.headers.get("content-type", ""):
         # Unknown routes answer 200 with the web UI's HTML: not the OpenCode API we expect.
-        raise OpenCodeError(f"OpenCode answered {what} with non-JSON content; is OPENCODE_BASE_URL right?")
+        raise OpenCodeNotAPI(f"OpenCode answered {what} with non-JSON content; is OPENCODE_BASE_URL right?")
     return response.json()
 
 

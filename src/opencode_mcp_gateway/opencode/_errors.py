@@ -25,3 +25,16 @@ class OpenCodeRequestError(OpenCodeError):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
+
+
+class OpenCodeNotAPI(OpenCodeError):
+    """Something answered, but not with OpenCode's JSON (a web page, another server)."""
+
+
+class OpenCodeUnsupported(OpenCodeError):
+    """The OpenCode at the URL is a version this gateway does not speak (or not OpenCode at
+    all); `version` is the one it reported, None when nothing reported one."""
+
+    def __init__(self, message: str, version: str | None) -> None:
+        super().__init__(message)
+        self.version = version

@@ -88,6 +88,9 @@ class MessageInfo(Payload):
     cost: float = 0.0
     finish: str | None = None  # stop, tool-calls, length, …
     error: dict[str, Any] | None = None  # {name, data: {message, statusCode, …}}
+    structured: Any = None  # an assistant message's answer to an output format (json_schema)
+    tools: dict[str, bool] | None = None  # a user message's per-turn tool switches
+    unreadable: bool = False  # the client's stand-in for a message OpenCode cannot return
 
     @property
     def ended(self) -> bool:
@@ -114,6 +117,10 @@ class Part(Payload):
     synthetic: bool = False
     tool: str | None = None
     state: ToolState | None = None
+    mime: str | None = None  # a file part's
+    filename: str | None = None
+    url: str | None = None  # a file part's content, as a data: URL
+    metadata: Annotated[dict[str, Any], OrEmpty] = Field(default_factory=dict)
 
 
 class Message(Payload):

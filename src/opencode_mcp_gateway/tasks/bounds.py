@@ -12,7 +12,8 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from ..opencode import Message, ToolState
-from .views import FileChange, FileDiff, ToolCall
+from .attachments import shown
+from .views import AttachmentInfo, FileChange, FileDiff, ToolCall
 from .views import Message as MessageView
 
 Item = TypeVar("Item", bound=BaseModel)
@@ -62,6 +63,8 @@ def render_message(message: Message) -> tuple[MessageView, bool]:
     for part in message.parts:
         if part.type == "text" and part.text and not part.synthetic:
             texts.append(part.text)
+        elif part.type == "tool" and part.tool == INVALID_TOOL:
+            calls.append(refused_call(part.state or ToolState()))
         elif part.type == "tool":
             state = part.state or ToolState()
             raw_input = json.dumps(state.input or {}, ensure_ascii=False)
@@ -88,6 +91,7 @@ def render_message(message: Message) -> tuple[MessageView, bool]:
         created_at=i.time.created or None,
         finish=i.finish if i.role == "assistant" else None,
         error=((i.error.get("data") or {}).get("message") or i.error.get("name")) if i.error else None,
+        attachments=[AttachmentInfo.model_validate(a) for a in shown(message.parts)] if i.role == "user" else [],
     )
     return rendered, cut or c3
 
@@ -158,6 +162,21 @@ def page_diff(files: list[dict[str, Any]], *, budget: int, task_id: str) -> Page
             "and path=<file> to get one file's whole patch."
         )
     return page
+
+
+INVALID_TOOL = "invalid"  # OpenCode's stand-in for a call to a tool the turn does not have
+
+
+def refused_call(state: ToolState) -> ToolCall:
+    """A call to a tool that was switched off (read_only) or does not exist: shown as the
+    tool the model asked for, refused, with OpenCode's reason."""
+    asked = _as_object(state.input)
+    return ToolCall(
+        tool=str(asked.get("tool") or INVALID_TOOL),
+        status="refused",
+        title=state.title,
+        error=clip(str(asked.get("error") or state.output or ""), FIELD_LIMIT)[0] or None,
+    )
 
 
 def _as_object(value: Any) -> dict[str, Any]:

@@ -18,6 +18,7 @@ class Catalog:
         self._ttl = ttl
         self._agents: dict[str | None, tuple[float, list[Agent]]] = {}
         self._models: dict[str | None, tuple[float, dict[str, list[str]]]] = {}
+        self._seeing: dict[str | None, set[str]] = {}  # provider/model ids that take image input
 
     async def agents(self, directory: str | None = None, *, fresh: bool = False) -> list[Agent]:
         cached = self._agents.get(directory)
@@ -31,6 +32,12 @@ class Catalog:
         if fresh or cached is None or time.monotonic() - cached[0] > self._ttl:
             data = await self._client.providers(directory)
             models = {str(p["id"]): sorted(str(m) for m in (p.get("models") or {})) for p in data.get("providers", [])}
+            self._seeing[directory] = {
+                f"{p['id']}/{name}"
+                for p in data.get("providers", [])
+                for name, m in (p.get("models") or {}).items()
+                if isinstance(m, dict) and ((m.get("capabilities") or {}).get("input") or {}).get("image")
+            }
             cached = (time.monotonic(), models)
             self._models[directory] = cached
         return cached[1]
@@ -53,3 +60,14 @@ class Catalog:
                 return provider, model_id
         offered = "; ".join(f"{p}/{m}" for p, ms in models.items() for m in ms[:20]) or "none"
         raise UnknownChoice(f"unknown model {model!r}; OpenCode offers: {offered}")
+
+    async def check_images(self, provider_model: tuple[str, str], directory: str | None) -> None:
+        """Images only for a model that takes them: OpenCode would replace them with an error
+        text, and the caller would learn it from the model, if at all."""
+        await self.models(directory)
+        name = "/".join(provider_model)
+        if name not in self._seeing.get(directory, set()):
+            raise UnknownChoice(
+                f"model {name!r} does not take image input (its OpenCode configuration has no image "
+                "modality): send the images to a model that does, or send no images"
+            )

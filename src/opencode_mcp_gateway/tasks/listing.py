@@ -40,6 +40,7 @@ class TaskSummary(BaseModel):
     created_at: str | None = Field(None, description="when the task session was created (ISO 8601, UTC)")
     updated_at: str | None = Field(None, description="its last activity")
     workspace: WorkspaceRef | None = Field(None, description="the repository and branch, for a workspace task")
+    read_only: bool = Field(False, description="the task ran read-only (read_only): it could not change files")
 
 
 class TaskList(BaseModel):
@@ -125,9 +126,9 @@ class TaskLister:
         bare = TaskId(session.id, None, worker)
         try:
             view = await self.service.view(bare, with_files=False)
-            task_id, status = view.task_id, view.status
+            task_id, status, read_only = view.task_id, view.status, view.read_only
         except TaskError:  # created a moment ago: its prompt is not stored yet
-            task_id, status = str(bare), "running"
+            task_id, status, read_only = str(bare), "running", False
         return TaskSummary(
             task_id=task_id,
             title=session.title,
@@ -135,4 +136,5 @@ class TaskLister:
             created_at=_iso(session.time.created),
             updated_at=_iso(session.time.updated),
             workspace=_workspace(session),
+            read_only=read_only,
         )

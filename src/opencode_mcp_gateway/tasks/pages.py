@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..config import Settings
-from . import bounds
+from . import bounds, shaping
 from .errors import TaskError
 from .ids import TaskId
 from .reader import TaskReader
@@ -18,7 +18,9 @@ class TaskPages:
     async def messages(self, tid: TaskId, *, limit: int, offset: int) -> MessagesView:
         task_id = str(tid)
         turn = await self.reader.resolve(tid, history=True)
-        conversation = bounds.task_conversation(turn.messages, str(turn.tid.message_id))
+        conversation = [
+            shaping.restored(turn.session, m) for m in bounds.task_conversation(turn.messages, str(turn.tid.message_id))
+        ]
         page = bounds.page_messages(
             conversation, limit=limit, offset=offset, budget=self.settings.max_output_bytes, task_id=task_id
         )

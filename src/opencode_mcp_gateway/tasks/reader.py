@@ -17,7 +17,7 @@ import anyio
 from ..config import Settings
 from ..opencode import Message, OpenCodeClient, OpenCodeNotFound, Session
 from ..workspaces import Record, Workspaces
-from . import bounds
+from . import bounds, shaping, structured
 from .budget import Budget, explain
 from .errors import TaskError
 from .ids import TaskId
@@ -81,6 +81,12 @@ class TaskReader:
         session = await self.sessions.get(tid.session_id)
         messages = await self.turn_messages(tid, whole=history)
         user = find_user_message(messages, tid.message_id)
+        if user is None or (user.info.unreadable and not shaping.has_record(session, user.info.id)):
+            # Another replica may have sent a turn with a schema since this session was read:
+            # its record names the message OpenCode cannot return.
+            session = await self.sessions.refresh(tid.session_id)
+            messages = await self.turn_messages(tid, whole=history)
+            user = find_user_message(messages, tid.message_id)
         if user is None:
             raise TaskError(f"unknown task_id {tid}: OpenCode has no such task in session {tid.session_id}")
         return Turn(tid._replace(message_id=user.info.id), session, messages, user)
@@ -88,11 +94,14 @@ class TaskReader:
     async def turn_messages(self, tid: TaskId, *, whole: bool = False) -> list[Message]:
         """Messages of the session that hold the task's turn: the newest ones when the turn
         is among them (every message of a turn comes after its user message)."""
+        formatted = shaping.sent_with_format(await self.sessions.get(tid.session_id))
         if not whole:
-            recent = await self.client.messages(tid.session_id, limit=RECENT_MESSAGES)
+            recent = await self.client.messages(
+                tid.session_id, limit=RECENT_MESSAGES, sent_with_format=formatted, until=tid.message_id
+            )
             if len(recent) < RECENT_MESSAGES or find_user_message(recent, tid.message_id) is not None:
                 return recent
-        return await self.client.messages(tid.session_id)
+        return await self.client.messages(tid.session_id, sent_with_format=formatted)
 
     async def view(self, tid: TaskId, *, with_files: bool = True) -> TaskView:
         return (await self.read(tid, with_files=with_files)).view
@@ -122,18 +131,24 @@ class TaskReader:
         if with_files and (state.terminal or pending) and (state.touched_files or record):
             files = await self.files_changed(tid)
         view = self._assemble(tid, turn.session, state, pending, files)
+        view.read_only = shaping.facts(turn.session, turn.user).read_only
         view.workspace = WorkspaceView.model_validate(asdict(record)) if record else None
         return Reading(view, state, tid)
 
     async def _derive(self, turn: Turn, *, idle: bool = False) -> TurnState:
         statuses = {} if idle else await self.client.session_status(turn.session.directory)
-        return derive(
+        state = derive(
             turn.messages,
             str(turn.tid.message_id),
             statuses.get(turn.tid.session_id),
             now_ms=int(time.time() * 1000),
             session_error=self.errors.since(turn.tid.session_id, turn.created_ms),
         )
+        schema = shaping.facts(turn.session, turn.user).output_schema
+        problem = structured.failure(schema, state.structured) if schema and state.status == "completed" else None
+        if problem:  # OpenCode stores any object the model produced: the gateway checks it
+            state.status, state.error = "failed", problem
+        return state
 
     def _assemble(
         self,
@@ -158,6 +173,7 @@ class TaskReader:
             status=state.status,
             session_id=tid.session_id,
             result=state.result,
+            structured_output=state.structured,
             error=state.error,
             files_changed=files,
             pending=pending,

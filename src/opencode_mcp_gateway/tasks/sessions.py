@@ -32,5 +32,10 @@ class SessionStore:
             raise unknown
         return session
 
+    async def refresh(self, session_id: str) -> Session:
+        """Read again: another replica changed the record (a follow-up's shaping record)."""
+        self._known.pop(session_id, None)
+        return await self.get(session_id)
+
     def remember(self, session: Session) -> None:
         self._known[session.id] = session

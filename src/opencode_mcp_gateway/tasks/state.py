@@ -7,7 +7,9 @@ A task is one turn: the user message the gateway submitted and the assistant mes
 whose `parentID` is that message. The rules (opencode 1.18.33):
 
 * completed: the turn's last assistant message is completed, its `finish` is not
-  `tool-calls`, and the session is not busy or retrying with this turn.
+  `tool-calls` (or it carries the `structured` answer to an output format, which ends a
+  turn with the StructuredOutput tool call), and the session is not busy or retrying with
+  this turn.
 * aborted: the last assistant message carries `MessageAbortedError`.
 * failed: any other error on it (the provider's message is kept), or the run stopped
   without an answer (OpenCode restarted or crashed mid-turn).
@@ -21,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..opencode import Message, MessageInfo
+from . import structured
+from .structured import FAILED_NAME as STRUCTURED_ERROR
 
 Status = Literal["running", "completed", "failed", "aborted", "waiting_for_input"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "aborted"})
@@ -55,6 +59,7 @@ class TurnState:
     agent: str | None = None
     model: str | None = None
     steps: int = 0
+    structured: Any = None  # the answer to the turn's output format, as the model produced it
     touched_files: bool = False  # a step recorded a `patch` part: worth asking for the diff
     suspect_interrupted: bool = False  # re-read once before trusting a "failed: interrupted"
 
@@ -159,10 +164,11 @@ def derive(
         state.completed_ms = last.time.completed
     elif last.time.completed:
         own_run_active = busy and not later_turn
-        if last.finish not in (None, "tool-calls"):
+        if last.finish not in (None, "tool-calls") or last.structured is not None:
             if not own_run_active:
                 state.status = "completed"
                 state.result = final_text(turn)
+                state.structured = last.structured
                 state.completed_ms = last.time.completed
         elif not own_run_active:
             state.status, state.error = "failed", STOPPED_AFTER_TOOL + _last_tool_error(turn)
@@ -192,6 +198,8 @@ def _fail(state: TurnState, error: dict[str, Any]) -> None:
     state.error_name = str(error.get("name") or "")
     if state.error_name == ABORTED_ERROR:
         state.status, state.error = "aborted", "The task was aborted."
+    elif state.error_name == STRUCTURED_ERROR:
+        state.status, state.error = "failed", structured.model_failed(error_text(error))
     else:
         state.status, state.error = "failed", error_text(error)
 

@@ -24,6 +24,8 @@ from ..workspaces import (
     confirm_session_directory,
     resolve_directory,
 )
+from . import attachments, shaping
+from .attachments import AttachmentInput
 from .budget import Budget
 from .catalog import Catalog
 from .errors import TaskError
@@ -31,6 +33,7 @@ from .ids import TaskId, new_message_id
 from .ownership import owner_to_record
 from .permissions import session_metadata, session_rules
 from .sessions import SessionStore
+from .shaping import Shape
 from .tracker import TaskTracker
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,9 @@ class TaskRequest:
     push: bool = False
     isolate: bool = False
     notify_url: str | None = None  # checked by the caller (webhooks.check_notify_url)
+    read_only: bool = False  # no tool that can change the workspace (shaping.py)
+    output_schema: dict[str, Any] | None = None  # the JSON answer wanted (structured.py)
+    attachments: tuple[AttachmentInput, ...] = ()  # files and images for the prompt (attachments.py)
 
     @property
     def wants_workspace(self) -> bool:
@@ -82,6 +88,15 @@ class TaskSubmitter:
     async def submit(self, request: TaskRequest) -> TaskId:
         if not request.prompt or not request.prompt.strip():
             raise TaskError("prompt is empty: say what OpenCode should do, e.g. 'Add a docstring to calc.py'")
+        shape = shaping.check(  # before anything is created
+            request.read_only,
+            request.output_schema,
+            request.attachments,
+            push=request.push,
+            max_bytes=self.settings.max_attachment_bytes,
+            max_count=self.settings.max_attachments,
+        )
+        await self.client.versions.require()  # an OpenCode this gateway does not speak gets no task
         plan = None
         session = None
         if request.task_id and request.wants_workspace:
@@ -112,7 +127,7 @@ class TaskSubmitter:
                 plan.record.directory if plan else resolve_directory(request.directory, self.settings.workspace_root)
             )
         try:
-            return await self._start(request, workdir, session, plan)
+            return await self._start(request, workdir, session, plan, shape)
         except BaseException:
             if plan:  # no task runs there: the worktree goes (the branch too, if unnamed)
                 with anyio.CancelScope(shield=True):
@@ -120,34 +135,38 @@ class TaskSubmitter:
             raise
 
     async def _start(
-        self, request: TaskRequest, workdir: str | None, session: Session | None, plan: Plan | None
+        self, request: TaskRequest, workdir: str | None, session: Session | None, plan: Plan | None, shape: Shape
     ) -> TaskId:
         """`session`: the earlier task's session for a follow-up, else None (a new session)."""
         agent = request.agent or self.settings.default_agent
         await self.catalog.check_agent(agent, workdir)
         chosen = request.model or self.settings.default_model
         provider_model = await self.catalog.check_model(chosen, workdir) if chosen else None
+        if provider_model and any(a.is_image for a in shape.attachments):
+            await self.catalog.check_images(provider_model, workdir)
         message_id = new_message_id()
+        record = shape.record(request.prompt)
         if session is not None:
             session_id = session.id
             task = TaskId(session_id, message_id, self.client.worker)
             resumed = await self.workspaces.resume(session, str(task))
             if resumed:
                 self.sessions.remember(resumed)
-            await self._record_follow_up(resumed or session, request, message_id)
+            await self._record_follow_up(resumed or session, request, message_id, record)
         else:
             name = (request.title or request.prompt.strip().splitlines()[0])[:80]
+            metadata = session_metadata(
+                self.settings.permission_policy,
+                owner=owner_to_record(),
+                budget=request.budget.as_metadata(),
+                workspace=asdict(plan.record) if plan else None,
+                notify=self._notify(None, request.notify_url, message_id),
+            )
             created = await self.client.create_session(
                 directory=workdir,
                 title=f"{self.settings.session_title_prefix}: {name}",
                 permission=session_rules(self.settings.permission_policy),
-                metadata=session_metadata(
-                    self.settings.permission_policy,
-                    owner=owner_to_record(),
-                    budget=request.budget.as_metadata(),
-                    workspace=asdict(plan.record) if plan else None,
-                    notify=self._notify(None, request.notify_url, message_id),
-                ),
+                metadata=shaping.with_record(metadata, message_id, record) if record else metadata,
             )
             session_id = created.id
             await self._confirm_workspace(created, workdir)
@@ -156,7 +175,14 @@ class TaskSubmitter:
                 created = await self.workspaces.adopt(plan, created, str(task))
             self.sessions.remember(created)
         await self.client.prompt_async(
-            session_id, message_id=message_id, text=request.prompt, agent=agent, model=provider_model
+            session_id,
+            message_id=message_id,
+            text=request.prompt,
+            agent=agent,
+            model=provider_model,
+            parts=attachments.to_parts(shape.attachments),
+            output_format=shape.output_format(),
+            tools=shaping.tool_switches(await self._tool_ids()) if shape.read_only else None,
         )
         if self.tracker is not None:
             self.tracker.track(task, request.budget)
@@ -172,9 +198,12 @@ class TaskSubmitter:
                 await self.client.delete_session(created.id)
             raise
 
-    async def _record_follow_up(self, session: Session, request: TaskRequest, message_id: str) -> None:
-        """A follow-up's budget replaces the session's (a session runs one task at a time), and
-        its task becomes the one the session's webhooks are about."""
+    async def _record_follow_up(
+        self, session: Session, request: TaskRequest, message_id: str, record: dict[str, Any] | None
+    ) -> None:
+        """A follow-up's budget replaces the session's (a session runs one task at a time), its
+        task becomes the one the session's webhooks are about, and its shaping record, if it
+        needs one, joins the session's."""
         if self.settings.webhooks_enabled:  # read afresh: webhooks write `notify.sent` elsewhere
             session = await self.client.get_session(session.id)
         metadata = {k: v for k, v in session.metadata.items() if k != "budget"}
@@ -183,6 +212,8 @@ class TaskSubmitter:
         notify = self._notify(metadata.get("notify"), request.notify_url, message_id)
         if notify is not None:
             metadata["notify"] = notify
+        if record is not None:
+            metadata = shaping.with_record(metadata, message_id, record)
         if metadata == session.metadata:
             return
         self.sessions.remember(await self.client.update_session_metadata(session.id, metadata))
@@ -203,3 +234,12 @@ class TaskSubmitter:
         record["task"] = message_id
         record["owed"] = [*(owed if isinstance(owed, list) else []), message_id][-OWED_TASKS:]
         return record
+
+    async def _tool_ids(self) -> list[str]:
+        """The tools OpenCode offers, so that a read-only turn switches off plugins' too
+        (the writing built-ins are off whatever this answers)."""
+        try:
+            return await self.client.tool_ids()
+        except OpenCodeError as exc:
+            log.warning("could not list OpenCode's tools (%s): a read-only turn switches off the built-in ones", exc)
+            return []

@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from ..observability import metrics
 from ..opencode import Event, EventHub, MessageInfo, OpenCodeClient, OpenCodeError, OpenCodeNotFound, session_id_of
 from ..primitives import LRU
+from . import shaping
 from .budget import Budget, token_total
 from .ids import TaskId
 from .state import TERMINAL, message_figures
@@ -159,11 +160,12 @@ class TaskTracker:
         if parent in self._unbudgeted:
             return None
         try:
-            budget = Budget.of_session(await self._client.get_session(session_id))
+            session = await self._client.get_session(session_id)
+            budget = Budget.of_session(session)
             if budget.unlimited:
                 self._unbudgeted[parent] = None
                 return None
-            messages = await self._client.messages(session_id)
+            messages = await self._client.messages(session_id, sent_with_format=shaping.sent_with_format(session))
         except OpenCodeNotFound:
             return None
         except OpenCodeError as exc:

@@ -78,7 +78,12 @@ class TaskView(BaseModel):
     result: str | None = Field(
         default=None, description="the final assistant text once completed (text so far while running)"
     )
+    structured_output: Any = Field(
+        default=None,
+        description="with output_schema: the JSON object the model produced (status completed: it matches the schema)",
+    )
     error: str | None = Field(default=None, description="why the task failed")
+    read_only: bool = Field(default=False, description="the task's turn ran read-only: it could not change files")
     files_changed: list[FileChange] = Field(default_factory=list)
     pending: list[PendingRequest] = Field(default_factory=list, description="open requests while waiting_for_input")
     retry: RetryInfo | None = Field(default=None, description="set while OpenCode retries a failing model provider")
@@ -103,7 +108,10 @@ class TaskView(BaseModel):
 
 class ToolCall(BaseModel):
     tool: str | None
-    status: str | None
+    status: str | None = Field(
+        description="pending, running, completed, error; 'refused': the tool was not available to the turn "
+        "(e.g. a write in a read_only task), nothing ran"
+    )
     title: str | None = None
     input: dict[str, Any] = Field(
         default_factory=dict, description="the tool's arguments; when cut, {'truncated_json': <the start of them>}"
@@ -111,6 +119,12 @@ class ToolCall(BaseModel):
     input_truncated: bool = False
     output: str | None = None
     error: str | None = None
+
+
+class AttachmentInfo(BaseModel):
+    filename: str
+    mime_type: str
+    size: int = Field(description="bytes")
 
 
 class Message(BaseModel):
@@ -121,6 +135,9 @@ class Message(BaseModel):
     created_at: int | None = Field(default=None, description="epoch milliseconds")
     finish: str | None = None
     error: str | None = None
+    attachments: list[AttachmentInfo] = Field(
+        default_factory=list, description="files and images sent with this message (never their content)"
+    )
 
 
 class MessagesView(BaseModel):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from mcp.types import ToolAnnotations
 from pydantic import Field
+
+from ..tasks.attachments import AttachmentInput
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 RUNS_AGENT = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True)
@@ -53,5 +55,28 @@ NotifyUrlArg = Annotated[
     Field(
         description="http(s) URL (under the gateway's WEBHOOK_URL_ALLOWLIST) that gets a signed webhook (Standard "
         "Webhooks) when the task completes, fails, is aborted or waits for input; a follow-up's replaces the earlier"
+    ),
+]
+ReadOnlyArg = Annotated[
+    bool,
+    Field(
+        description="true: the task may only read and answer (reviews, explanations, investigations). No edit, "
+        "write or patch tools and no shell: a write attempt is refused and the workspace stays exactly as it was"
+    ),
+]
+OutputSchemaArg = Annotated[
+    dict[str, Any] | None,
+    Field(
+        description="a JSON Schema (an object schema, at most 16 KiB) the answer must match: the result's "
+        "structured_output then holds the JSON object the model produced, checked against it. A model that "
+        "cannot comply ends the task failed"
+    ),
+]
+AttachmentsArg = Annotated[
+    list[AttachmentInput] | None,
+    Field(
+        description="files for the prompt, each {filename, mime_type, data (base64)}: images (image/png, "
+        "image/jpeg, image/webp, image/gif; the model must take images) and text files (text/*, "
+        "application/json, …). Limits: MAX_ATTACHMENTS per call, MAX_ATTACHMENT_BYTES per file"
     ),
 ]

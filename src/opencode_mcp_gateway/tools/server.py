@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Literal, ParamSpec, TypeVar
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
@@ -18,6 +18,7 @@ from ..fleet import TaskPool
 from ..observability import logs
 from ..opencode import OpenCodeError
 from ..tasks import TaskId, TaskRequest, parse_task_id
+from ..tasks.attachments import AttachmentInput
 from ..tasks.budget import for_call
 from ..tasks.listing import TaskList, TaskLister
 from ..tasks.views import AbortView, DiffView, MessagesView, RespondView, TaskView
@@ -26,6 +27,7 @@ from .arguments import (
     READ_ONLY,
     RUNS_AGENT,
     AgentArg,
+    AttachmentsArg,
     BranchArg,
     DirectoryArg,
     FollowUpArg,
@@ -34,13 +36,16 @@ from .arguments import (
     MaxTokensArg,
     ModelArg,
     NotifyUrlArg,
+    OutputSchemaArg,
     Prompt,
     PushArg,
+    ReadOnlyArg,
     RefArg,
     RepositoryArg,
     TaskIdArg,
     TitleArg,
 )
+from .as_given import keep_text_as_given
 from .callers import for_caller, is_admin
 from .elicitation import apply_answers, can_elicit, input_required, is_modern, make_asker
 from .guidance import guided
@@ -106,13 +111,31 @@ def build_server(service: TaskPool, settings: Settings, *, request_state_key: st
         notify_url: str | None,
         *,
         report: Callable[[str], Awaitable[None]] | None,
+        read_only: bool,
+        output_schema: dict[str, Any] | None,
+        attachments: list[AttachmentInput] | None,
     ) -> TaskId:
         """What both run tools do with their (identical) arguments."""
         budget = for_call(settings, max_tokens, max_cost_usd)
         follows = parse_task_id(task_id) if task_id else None
         notify = check_notify_url(notify_url, settings.webhook_allow_list) if notify_url else None
         request = TaskRequest(
-            prompt, agent, model, directory, title, follows, budget, repository, ref, branch, push, isolate, notify
+            prompt,
+            agent,
+            model,
+            directory,
+            title,
+            follows,
+            budget,
+            repository,
+            ref,
+            branch,
+            push,
+            isolate,
+            notify_url=notify,
+            read_only=read_only,
+            output_schema=output_schema,
+            attachments=tuple(attachments or ()),
         )
         tid = await service.submit(request, report)  # when every worker is full, the wait for a slot is told
         logs.task_id.set(str(tid))  # the rest of the call's log records name the new task
@@ -141,6 +164,9 @@ def build_server(service: TaskPool, settings: Settings, *, request_state_key: st
         push: PushArg = False,
         isolate: IsolateArg = False,
         notify_url: NotifyUrlArg = None,
+        read_only: ReadOnlyArg = False,
+        output_schema: OutputSchemaArg = None,
+        attachments: AttachmentsArg = None,
     ) -> TaskView | InputRequiredResult:
         """Run a coding task with OpenCode and wait for it to finish.
 
@@ -168,6 +194,9 @@ def build_server(service: TaskPool, settings: Settings, *, request_state_key: st
                 isolate,
                 notify_url,
                 report=report,
+                read_only=read_only,
+                output_schema=output_schema,
+                attachments=attachments,
             )
         if backgrounded():  # an MCP task (tools/mcp_tasks): the handle now, the rest through tasks/*
             return guided(await service.view(tid, with_files=False))
@@ -214,6 +243,9 @@ def build_server(service: TaskPool, settings: Settings, *, request_state_key: st
         push: PushArg = False,
         isolate: IsolateArg = False,
         notify_url: NotifyUrlArg = None,
+        read_only: ReadOnlyArg = False,
+        output_schema: OutputSchemaArg = None,
+        attachments: AttachmentsArg = None,
     ) -> TaskView:
         """Start a coding task with OpenCode and return its task_id at once (status 'running').
 
@@ -235,6 +267,9 @@ def build_server(service: TaskPool, settings: Settings, *, request_state_key: st
             isolate,
             notify_url,
             report=None,
+            read_only=read_only,
+            output_schema=output_schema,
+            attachments=attachments,
         )
         return guided(await service.view(tid, with_files=False))
 
@@ -356,5 +391,6 @@ def build_server(service: TaskPool, settings: Settings, *, request_state_key: st
             view.sandboxes = await service.sandboxes.health() if admin else None
         return view
 
+    keep_text_as_given(mcp)  # after every tool is registered
     tasks.attach(mcp)
     return mcp

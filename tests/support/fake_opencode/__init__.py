@@ -11,7 +11,7 @@ test can count the OpenCode calls one tool makes.
 """
 
 from .server import AGENTS, EVENT_ROUTE, VERSION, FakeOpenCode
-from .steps import Ask, Crash, Fail, Hold, Question, Reply, Retry, SessionError, Step, Tool
+from .steps import Ask, Crash, Fail, Hold, Question, Reply, Retry, SessionError, Step, Structured, Tool
 
 __all__ = [
     "AGENTS",
@@ -27,5 +27,6 @@ __all__ = [
     "Retry",
     "SessionError",
     "Step",
+    "Structured",
     "Tool",
 ]

@@ -23,6 +23,7 @@ import httpx2
 from opencode_mcp_gateway.opencode.pins import OPENCODE_VERSION
 
 from .events import EventStream
+from .listing import list_messages
 from .steps import Reply, Step
 from .turns import Json, Turn, World, new_id, now_ms
 
@@ -228,12 +229,11 @@ class FakeOpenCode:
         return _json(self.world.sessions[sid]) if sid in self.world.sessions else _no_session(sid)
 
     def _patch_session_sid(self, sid: str, body: Json, **_: Any) -> httpx2.Response:
-        """OpenCode replaces the whole metadata with what is sent."""
+        """OpenCode replaces the whole metadata with what is sent (and the title)."""
         if sid not in self.world.sessions:
             return _no_session(sid)
         session = self.world.sessions[sid]
-        if "metadata" in body:
-            session["metadata"] = body["metadata"]
+        session.update({k: body[k] for k in ("title", "metadata") if k in body})  # metadata: replaced whole
         session["time"]["updated"] = now_ms()
         return _json(session)
 
@@ -244,11 +244,9 @@ class FakeOpenCode:
     def _get_session_sid_message(self, sid: str, params: Json, **_: Any) -> httpx2.Response:
         if sid not in self.world.sessions:
             return _no_session(sid)
-        messages = self.world.messages[sid]
-        limit = int(params.get("limit") or 0)
-        page = messages[-limit:] if limit else messages
-        self.messages_served.append(len(page))
-        return _json(page)
+        response, served = list_messages(self.world.messages[sid], params)
+        self.messages_served.append(served)
+        return response
 
     def _post_session_sid_prompt_async(self, sid: str, body: Json, **_: Any) -> httpx2.Response:
         if sid not in self.world.sessions:
@@ -264,6 +262,7 @@ class FakeOpenCode:
             "time": {"created": now_ms()},
             "agent": body.get("agent") or "build",
             "model": body.get("model") or {"providerID": "fake", "modelID": "fake-model"},
+            **{k: body[k] for k in ("format", "tools") if k in body},
         }
         parts = [{"id": new_id("prt"), "sessionID": sid, "messageID": user_id, **p} for p in body["parts"]]
         self.world.messages[sid].append({"info": info, "parts": parts})

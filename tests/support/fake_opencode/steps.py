@@ -33,6 +33,14 @@ class Tool:
 
 
 @dataclass(frozen=True)
+class Structured:
+    """The answer to an output format: a StructuredOutput call whose object OpenCode keeps
+    (unchecked) as the message's `structured`; the turn ends with finish "tool-calls"."""
+
+    value: Any
+
+
+@dataclass(frozen=True)
 class Ask:
     """The tool call needs a permission: the turn waits for `/permission/{id}/reply`."""
 
@@ -85,4 +93,4 @@ class Crash:
     """OpenCode died mid-turn: the assistant message is never completed, the session idle."""
 
 
-Step = Reply | Tool | Ask | Question | Fail | SessionError | Retry | Hold | Crash
+Step = Reply | Tool | Structured | Ask | Question | Fail | SessionError | Retry | Hold | Crash

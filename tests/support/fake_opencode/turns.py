@@ -14,15 +14,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .steps import Ask, Crash, Fail, Hold, Question, Reply, Retry, SessionError, Step, Tool
+from .steps import Ask, Crash, Fail, Hold, Question, Reply, Retry, SessionError, Step, Structured, Tool
 
 Json = dict[str, Any]
 Emit = Callable[[str, Json, str | None], None]
 _ids = itertools.count(1)
 
 
+_last = [0]
+
+
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{next(_ids):012x}FakeOpenCode"
+    """Ascending like OpenCode's: the creation millisecond (times 4096, modulo 2^48) comes first,
+    so a message id sorts after the gateway's id of the user message it answers."""
+    _last[0] = max(_last[0] + 1, int(time.time() * 1000) * 0x1000 + 1)
+    return f"{prefix}_{_last[0] & ((1 << 48) - 1):012x}FakeOpenCode"
 
 
 def now_ms() -> int:
@@ -110,6 +116,13 @@ class World:
             if step.files:
                 self._record_diff(turn, step.files)
             self._finish_tool_step(turn)
+        elif isinstance(step, Structured):
+            self._tool_call(turn, "StructuredOutput", step.value)
+            self._tool_state(turn, status="completed", output="Structured output captured successfully.")
+            assert turn.message is not None
+            turn.message["info"]["structured"] = step.value
+            self._finish_tool_step(turn)
+            turn.steps.clear()
         elif isinstance(step, Ask):
             self._tool_call(turn, step.tool, {"filePath": step.patterns[0]})
             request: Json = {
