@@ -6,7 +6,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -111,7 +111,10 @@ def create_app(
     webhooks = settings.webhooks_enabled
     loads = {w.name: w.load for w in workers}
     watch = HostWatch(hosts, loads, drain, peers, every_peer=webhooks) if hosts or (peers and webhooks) else None
-    deliverer, watchers = _webhooks(settings, workers, watch)
+    deliverer, watcher_of = _webhooks(settings, watch)
+    watchers = [watcher_of(w) for w in workers] if watcher_of else []
+    if sandboxes is not None and watcher_of is not None:  # a sandbox's tasks are watched while it runs
+        sandboxes.companions.append(lambda worker: watcher_of(worker).run)
 
     async def healthz(_: Request) -> JSONResponse:
         opencode, health = await service.health(timeout=2.0)
@@ -206,11 +209,12 @@ def create_app(
 
 
 def _webhooks(
-    settings: Settings, workers: list[Worker], watch: HostWatch | None
-) -> tuple[Deliverer | None, list[Watcher]]:
-    """Completion webhooks (webhooks/): one deliverer, and a watcher on each worker."""
+    settings: Settings, watch: HostWatch | None
+) -> tuple[Deliverer | None, Callable[[Worker], Watcher] | None]:
+    """Completion webhooks (webhooks/): one deliverer, and how to watch a worker (each static
+    worker from the start, each sandbox's while it runs)."""
     if not settings.webhooks_enabled or settings.webhook_secret is None:
-        return None, []
+        return None, None
     deliverer = Deliverer(
         Signer(settings.webhook_secret.get_secret_value()),
         retry_seconds=settings.webhook_retry_seconds,
@@ -219,8 +223,9 @@ def _webhooks(
     )
     peers = settings.peer_map
     duty = Duty(settings.gateway_id, list(peers), settings.worker_hosts, watch.ready if watch else lambda _: True)
-    watchers = [
-        Watcher(
+
+    def watcher_of(w: Worker) -> Watcher:
+        return Watcher(
             w.name,
             w.client,
             w.hub,
@@ -231,12 +236,11 @@ def _webhooks(
             deployment_url=settings.webhook_url,
             first_sweep_after=2.0 if peers else 0.0,  # two rounds of the peers' readiness
         )
-        for w in workers
-    ]
+
     log.info(
         "webhooks on: %d WEBHOOK_URL_ALLOWLIST prefixes, %s, failing deliveries retried for %gs",
         len(settings.webhook_allow_list),
         "a deployment-wide WEBHOOK_URL" if settings.webhook_url else "no WEBHOOK_URL",
         settings.webhook_retry_seconds,
     )
-    return deliverer, watchers
+    return deliverer, watcher_of

@@ -297,3 +297,31 @@ def test_a_gateway_on_an_opencode_it_does_not_run_says_callers_share_it(tmp_path
     finally:
         gateway.stop()
     assert "callers share the OpenCode" in gateway.logs() and "SANDBOX=off" in gateway.logs()
+
+
+async def test_a_task_in_a_sandbox_sends_its_webhooks(world: World) -> None:
+    """Issue 21 with sandboxes: a sandbox's tasks are watched while it runs, so their events go
+    out like any other task's (deployment-wide endpoint and the caller's notify_url)."""
+    import base64
+    import functools
+    import secrets
+
+    from standardwebhooks import Webhook
+
+    from tests.support.webhook_receiver import WebhookReceiver
+
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    receiver = WebhookReceiver().start()
+    gateway = world.gateway(
+        "hooks", WEBHOOK_URL=receiver.url + "/platform", WEBHOOK_URL_ALLOWLIST=receiver.url + "/", WEBHOOK_SECRET=secret
+    )
+    try:
+        done = await run(gateway, "alice", prompt=script({"text": "done"}), notify_url=receiver.url + "/alice")
+        assert done["status"] == "completed", done
+        for path in ("/platform", "/alice"):
+            (delivery,) = await anyio.to_thread.run_sync(functools.partial(receiver.wait_for, 1, path, 60))
+            body = Webhook(secret).verify(delivery.body, delivery.headers)
+            assert body["type"] == "task.completed" and body["data"]["task_id"] == done["task_id"], body
+    finally:
+        gateway.stop()
+        receiver.stop()

@@ -24,8 +24,9 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
@@ -76,6 +77,8 @@ class SandboxManager:
         self.make_worker = make_worker
         self.env = env or {}
         self.workers: dict[str, Worker] = {}
+        # Work that runs beside each sandbox's worker while it runs (the webhooks' watcher).
+        self.companions: list[Callable[[Worker], Callable[[], Coroutine[Any, Any, None]]]] = []
         self._cancel: dict[str, anyio.CancelScope] = {}
         self._locks: dict[str, anyio.Lock] = {}
         self._tg: TaskGroup | None = None
@@ -206,7 +209,10 @@ class SandboxManager:
 
     async def _run_worker(self, worker: Worker, scope: anyio.CancelScope) -> None:
         with scope:
-            await worker.run()
+            async with anyio.create_task_group() as tg:
+                for companion in self.companions:
+                    tg.start_soon(companion(worker))
+                await worker.run()
 
     async def _make_room(self, name: str) -> None:
         states = await self.runtime.states()
