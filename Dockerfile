@@ -41,7 +41,7 @@ COPY requirements.lock ./
 # Dependencies exactly as locked (hashes checked), then the gateway without resolving anything.
 RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-cache-dir --upgrade pip \
- && /opt/venv/bin/pip install --no-cache-dir --require-hashes -r requirements.lock
+ && /opt/venv/bin/pip install --no-cache-dir --no-deps --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY src ./src
 RUN /opt/venv/bin/pip wheel --no-cache-dir --no-deps -w /wheels . \

@@ -19,15 +19,19 @@ setup-run: $(RUNTIME) $(OPENCODE_BIN)
 setup: setup-run $(DEV) $(HELM) $(OIDC_PROVIDER)
 
 # Python packages come only from the hashed locks (see "Dependencies" in the README), then the
-# project itself without resolving anything.
+# project itself, without resolving anything: --no-deps, because a dependency asking for extras
+# (lightkube wants httpx2[http2,ws]) would otherwise make pip fetch an unpinned copy of a locked
+# package; the lock already holds every package those extras need, and `pip check` proves it.
 $(RUNTIME): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps --require-hashes -r requirements.lock
 	$(BIN)/python -m pip install -q --no-deps -e .
+	$(BIN)/python -m pip check
 	touch $@
 
 $(DEV): $(RUNTIME) requirements-dev.lock
-	$(BIN)/python -m pip install -q --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install -q --no-deps --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip check
 	touch $@
 
 ## Re-resolve requirements.lock (runtime) and requirements-dev.lock (runtime + dev) from
