@@ -231,6 +231,9 @@ class TaskPool:
     # -- health ------------------------------------------------------------------------------
     async def health(self, timeout: float = 3.0) -> tuple[OpenCodeHealth, list[WorkerHealth]]:
         """Each worker's health, and OpenCode's as a whole: healthy while one worker is."""
+        if len(self.workers) == 1:  # no task group to ask one worker (it costs a call's CPU)
+            only = [await self.first.health(timeout)]
+            return _summary(only), only
         workers: list[WorkerHealth] = [WorkerHealth.model_construct()] * len(self.workers)
 
         async def check(i: int, worker: Worker) -> None:
@@ -239,6 +242,9 @@ class TaskPool:
         async with anyio.create_task_group() as tg:
             for i, worker in enumerate(self.workers.values()):
                 tg.start_soon(check, i, worker)
-        best = next((w for w in workers if w.healthy), workers[0])
-        summary = OpenCodeHealth(healthy=best.healthy, version=best.version, url=best.url, error=best.error)
-        return summary, workers
+        return _summary(workers), workers
+
+
+def _summary(workers: list[WorkerHealth]) -> OpenCodeHealth:
+    best = next((w for w in workers if w.healthy), workers[0])
+    return OpenCodeHealth(healthy=best.healthy, version=best.version, url=best.url, error=best.error)

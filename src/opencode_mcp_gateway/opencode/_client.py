@@ -27,6 +27,7 @@ from ._errors import (
 from ._models import Agent, Health, Message, Session
 
 JSON = dict[str, Any]
+MAX_CONNECTIONS = 16  # to one OpenCode, kept alive between calls
 
 
 class OpenCodeClient:
@@ -48,7 +49,10 @@ class OpenCodeClient:
         # request sent then hangs forever: until the supervisor has seen it ready, fail fast.
         self._is_ready = is_ready
         auth = httpx2.BasicAuth(username, password) if password else None
-        limits = httpx2.Limits(max_connections=200, max_keepalive_connections=50)
+        # Bounded: the pool checks each open connection (a socket probe for an idle one) every
+        # time a request starts or ends, so 50 idle connections cost ~0.5 ms a call. OpenCode
+        # answers one request at a time anyway; the rest wait here for a connection instead.
+        limits = httpx2.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
         common: dict[str, Any] = {"base_url": self.base_url, "auth": auth, "transport": transport}
         self._http = httpx2.AsyncClient(timeout=httpx2.Timeout(timeout, connect=5.0), limits=limits, **common)
         # The event stream gets a connection pool of its own: sharing one with a long-lived
