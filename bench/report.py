@@ -150,7 +150,6 @@ def _sessions(results: dict[str, Any]) -> list[str]:
     ratios = [r["ratio"] for r in s["runs"]]
     mid = next(r for r in s["runs"] if r["ratio"] == median(ratios))
     e, g = mid["echo"], mid["gateway"]
-    a = results["async_tasks"]
     lines = [
         "## Many sessions at once",
         "",
@@ -161,6 +160,11 @@ def _sessions(results: dict[str, Any]) -> list[str]:
         f"against {ms(e['open_p50'])} ms. Errors {sum(r['gateway']['errors'] for r in s['runs'])}, refused "
         f"{sum(r['gateway']['refused'] for r in s['runs'])}.",
         "",
+    ]
+    if "async_tasks" not in results:
+        return lines
+    a = results["async_tasks"]
+    lines += [
         f"{a['tasks']} concurrent `run_coding_task_async` tasks (each a write and an answer): all started in "
         f"{a['started_s']:.1f} s, all done and read back in {a['all_done_s']:.1f} s; {a['completed']} completed, "
         f"{a['errors']} errors; gateway RSS after: {a['gateway_rss_mib']:.0f} MiB.",

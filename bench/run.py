@@ -66,10 +66,11 @@ SIZES: dict[str, Size] = {
         "repeat": 3,
     },
 }
-SECTIONS = ("overhead", "completion", "progress", "throughput", "sessions", "cold_start", "scale")
+SECTIONS = ("overhead", "completion", "progress", "throughput", "sessions", "held", "cold_start", "scale")
 # The session quota is the gateway's defence against one client hoarding sessions; the bench
 # is one client (one address) holding up to 200 on purpose, so its gateway allows that.
 BENCH_SESSION_QUOTA = "500"
+PARTIAL = REPO / ".bench" / "partial.json"  # the sections measured so far
 
 
 def pct(values: list[float], q: float) -> float:
@@ -122,9 +123,10 @@ class Bench:
         self.echo = self._start_echo()
         self.http = httpx2.AsyncClient(base_url=self.opencode.url, timeout=60)
         try:
-            for name in ("overhead", "completion", "progress", "throughput", "sessions"):
+            for name in ("overhead", "completion", "progress", "throughput", "sessions", "held"):
                 if name in self.sections:
                     await getattr(self, "progress_delay" if name == "progress" else name)()
+                    PARTIAL.write_text(json.dumps(self.results))  # what a crash would lose
             if "cold_start" in self.sections:
                 await anyio.to_thread.run_sync(self.cold_start)
             self.gateway.stop()  # the scale-out section brings its own gateways and workers
@@ -310,14 +312,15 @@ class Bench:
 
     # 4 -------------------------------------------------------------------------------
     async def sessions(self) -> None:
-        """N clients at once, each opening a session and calling once (echo vs health_check);
-        then sessions held open (RSS), and many async tasks."""
+        """N clients at once, each opening a session and calling once (echo vs health_check)."""
         count = max(self.n["sessions"][:2])  # 100 in the full run
         runs = []
         for _ in range(self.n["repeat"]):
             echo, gateway = await self._side_by_side(count, 1, "sessions")
             runs.append({"echo": echo, "gateway": gateway, "ratio": gateway["p50"] / echo["p50"]})
         self.results["concurrent_sessions"] = {"sessions": count, "runs": runs}
+
+    async def held(self) -> None:
         self.results["async_tasks"] = await self._many_async_tasks()
         self.results["sessions"] = await self._held_sessions()
 
@@ -348,10 +351,10 @@ class Bench:
 
             async def follow(task_id: str) -> None:
                 nonlocal completed, errors
-                status = data(await s.call_tool("get_task_status", {"task_id": task_id, "wait_seconds": 300}))
+                status = await s.call_tool("get_task_status", {"task_id": task_id, "wait_seconds": 300})
                 messages = await s.call_tool("get_task_messages", {"task_id": task_id})
-                completed += status["status"] == "completed"
-                errors += bool(messages.is_error)
+                completed += not status.is_error and data(status)["status"] == "completed"
+                errors += status.is_error or messages.is_error
 
             async with anyio.create_task_group() as tg:
                 for task_id in ids:
@@ -502,6 +505,7 @@ def main() -> None:
     if args.repeat:
         SIZES[size]["repeat"] = args.repeat
     started, load = time.perf_counter(), os.getloadavg()[0]
+    PARTIAL.parent.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="ocgw-bench-") as tmp:
         results = anyio.run(Bench(size, Path(tmp), sections, profile=args.profile).run)
     results["load_average"] = [load, os.getloadavg()[0]]

@@ -79,7 +79,8 @@ class OpenCodeClient:
         json: Any = None,
         timeout: float | None = None,
     ) -> Any:
-        kwargs: dict[str, Any] = {"params": {k: v for k, v in (params or {}).items() if v is not None}}
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        kwargs: dict[str, Any] = {"params": query} if query else {}  # even an empty one rebuilds the URL
         if json is not None:
             kwargs["json"] = json
         if timeout is not None:
