@@ -43,7 +43,7 @@ def kept(text: str) -> str:
     return text[text.index(call_counts.HEADING) :] if call_counts.HEADING in text else ""
 
 
-def render(results: dict[str, Any], size: str, seconds: float, args: str) -> str:
+def render(results: dict[str, Any], size: str, seconds: float, args: str, before: dict[str, Any] | None = None) -> str:
     load = results.get("load_average", [0.0, 0.0])
     lines = [
         "# Benchmarks",
@@ -75,8 +75,60 @@ def render(results: dict[str, Any], size: str, seconds: float, args: str) -> str
             number += 1
             body = part(results[key])
             lines += [body[0].replace("## ", f"## {number}. ", 1), *body[1:]]
+    if before is not None:
+        number += 1
+        body = compare(before, results, "Before and after issue #23")
+        lines += [body[0].replace("## ", f"## {number}. ", 1), *BEFORE_AFTER, *body[1:]]
     lines += READING
     return "\n".join(lines)
+
+
+def ratios(results: dict[str, Any]) -> dict[str, float]:
+    """Each target's ratio (medians over the runs), by a name a reader knows."""
+    found: dict[str, float] = {}
+    for tool, row in results.get("overhead", {}).items():
+        found[f"{tool} overhead, p50 (target ≤ {TARGETS['overhead']})"] = row["ratio_p50"]
+    if "completion" in results:
+        found[f"completion, p50 (target ≤ {TARGETS['completion']})"] = results["completion"]["ratio_p50"]
+    for row in results.get("throughput", []):
+        name = f"throughput at {row['clients']} clients (target ≥ {TARGETS['throughput']})"
+        found[name] = median([r["ratio"] for r in row["runs"]])
+    if "concurrent_sessions" in results:
+        s = results["concurrent_sessions"]
+        name = f"{s['sessions']} new sessions, call p50 (target ≤ {TARGETS['sessions']})"
+        found[name] = median([r["ratio"] for r in s["runs"]])
+    return found
+
+
+def compare(before: dict[str, Any], after: dict[str, Any], what: str) -> list[str]:
+    """Before and after a change, each measured in a run of its own (same bench, same sizes)."""
+    old, new = ratios(before), ratios(after)
+    lines = [
+        f"## {what}",
+        "",
+        "| ratio | before | after |",
+        "|---|---|---|",
+        *(f"| {name} | {old[name]:.2f} | {new[name]:.2f} |" for name in new if name in old),
+        "",
+    ]
+    for clients, profile in after.get("profile", {}).items():
+        earlier = before.get("profile", {}).get(clients)
+        if not earlier:
+            continue
+        named_before = dict(earlier["named"])
+        lines += [
+            f"Sampled CPU per call at {clients} clients (py-spy; inflated by the machine's load, compare the "
+            f"columns): {earlier['cpu_ms_per_call']:.2f} ms before, {profile['cpu_ms_per_call']:.2f} ms after.",
+            "",
+            "| named frame (inclusive) | before ms/call | after ms/call |",
+            "|---|---|---|",
+            *(
+                f"| {name} | {named_before.get(name, 0.0):.3f} | {dict(profile['named']).get(name, 0.0):.3f} |"
+                for name in dict.fromkeys([*named_before, *dict(profile["named"])])
+            ),
+            "",
+        ]
+    return lines
 
 
 def _overhead(o: dict[str, Any]) -> list[str]:
@@ -220,6 +272,12 @@ def _profile(profiles: dict[str, Any]) -> list[str]:
     return lines
 
 
+BEFORE_AFTER = [
+    "",
+    "The same bench (`--before FILE` renders this table from an earlier run's JSON) on the gateway before "
+    "issue #23's changes and after them, each in a run of its own on the same shared machine; each ratio "
+    "is to a floor measured side by side within its own run.",
+]
 READING = [
     "## Reading the numbers",
     "",

@@ -70,7 +70,7 @@ SECTIONS = ("overhead", "completion", "progress", "throughput", "sessions", "hel
 # The session quota is the gateway's defence against one client hoarding sessions; the bench
 # is one client (one address) holding up to 200 on purpose, so its gateway allows that.
 BENCH_SESSION_QUOTA = "500"
-PARTIAL = REPO / ".bench" / "partial.json"  # the sections measured so far
+PARTIAL = [REPO / ".bench" / "partial.json"]  # where the sections measured so far are kept
 
 
 def pct(values: list[float], q: float) -> float:
@@ -126,7 +126,7 @@ class Bench:
             for name in ("overhead", "completion", "progress", "throughput", "sessions", "held"):
                 if name in self.sections:
                     await getattr(self, "progress_delay" if name == "progress" else name)()
-                    PARTIAL.write_text(json.dumps(self.results))  # what a crash would lose
+                    PARTIAL[0].write_text(json.dumps(self.results))  # what a crash would lose
             if "cold_start" in self.sections:
                 await anyio.to_thread.run_sync(self.cold_start)
             self.gateway.stop()  # the scale-out section brings its own gateways and workers
@@ -499,18 +499,22 @@ def main() -> None:
     parser.add_argument("--only", help=f"a comma-separated subset of {','.join(SECTIONS)} (writes .bench/)")
     parser.add_argument("--repeat", type=int, help="runs of each side-by-side measurement (full: 3)")
     parser.add_argument("--profile", action="store_true", help="py-spy the gateway during the throughput runs")
+    parser.add_argument("--before", type=Path, help="an earlier run's benchmarks.json: add a before/after table")
+    parser.add_argument("--out", type=Path, default=REPO / ".bench", help="where --only and --smoke write")
     args = parser.parse_args()
     size = "smoke" if args.smoke else "full"
     sections = tuple(args.only.split(",")) if args.only else SECTIONS
     if args.repeat:
         SIZES[size]["repeat"] = args.repeat
     started, load = time.perf_counter(), os.getloadavg()[0]
-    PARTIAL.parent.mkdir(exist_ok=True)
+    args.out.mkdir(exist_ok=True)
+    PARTIAL[0] = args.out / "partial.json"
     with tempfile.TemporaryDirectory(prefix="ocgw-bench-") as tmp:
         results = anyio.run(Bench(size, Path(tmp), sections, profile=args.profile).run)
     results["load_average"] = [load, os.getloadavg()[0]]
-    report = render(results, size, time.perf_counter() - started, " ".join(sys.argv[1:]))
-    out = REPO / (".bench/benchmarks.md" if args.smoke or args.only else "docs/benchmarks.md")
+    before = json.loads(args.before.read_text()) if args.before else None
+    report = render(results, size, time.perf_counter() - started, " ".join(sys.argv[1:]), before)
+    out = args.out / "benchmarks.md" if args.smoke or args.only else REPO / "docs" / "benchmarks.md"
     report += "\n" + kept(call_counts.DOC.read_text())  # measured elsewhere (in memory, by hand): kept
     out.parent.mkdir(exist_ok=True)
     out.write_text(report)
