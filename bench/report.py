@@ -75,10 +75,9 @@ def render(results: dict[str, Any], size: str, seconds: float, args: str, before
             number += 1
             body = part(results[key])
             lines += [body[0].replace("## ", f"## {number}. ", 1), *body[1:]]
-    if before is not None:
-        number += 1
+    if before is not None:  # not numbered: it compares two runs, it measures nothing new
         body = compare(before, results, "Before and after issue #23")
-        lines += [body[0].replace("## ", f"## {number}. ", 1), *BEFORE_AFTER, *body[1:]]
+        lines += [body[0], *BEFORE_AFTER, *body[1:]]
     lines += READING
     return "\n".join(lines)
 
