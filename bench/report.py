@@ -147,7 +147,7 @@ def compare(before: dict[str, Any], after: dict[str, Any], what: str) -> list[st
 
 def _overhead(o: dict[str, Any]) -> list[str]:
     lines = [
-        "## Tool-call overhead (sequential, one MCP session)",
+        "## Tool-call overhead (sequential calls, one MCP session, interleaved with their floors)",
         "",
         "Floor = a trivial echo tool on a bare `MCPServer` with the same transport settings (a) + the direct "
         f"OpenCode HTTP calls the tool makes (b). Target: gateway ≤ {TARGETS['overhead']} × (a + b) at p50. "

@@ -93,17 +93,6 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-async def timed(n: int, call: Callable[[], Awaitable[Any]]) -> list[float]:
-    for _ in range(min(5, n)):  # warm-up
-        await call()
-    samples = []
-    for _ in range(n):
-        start = time.perf_counter()
-        await call()
-        samples.append(time.perf_counter() - start)
-    return samples
-
-
 class Bench:
     def __init__(self, size: str, root: Path, sections: tuple[str, ...] = SECTIONS, *, profile: bool = False) -> None:
         self.size = size
@@ -165,42 +154,52 @@ class Bench:
         self.results["overhead"] = rows
 
     async def _overhead_once(self) -> dict[str, Any]:
+        """Interleaved: each round times one call of every kind (each tool, echo, the direct
+        calls), so that a shared machine's load, which moves over seconds, weighs on the
+        gateway and its floors alike."""
         n = self.n["calls"]
-        async with mcp_session(self.gateway.mcp_url) as s:
+        async with mcp_session(self.gateway.mcp_url) as s, mcp_session(self.echo_url) as e:
             done = data(await s.call_tool("run_coding_task", {"prompt": script({"text": "bench"})}))
             task_id, session_id = done["task_id"], done["session_id"]
             message_id = task_id.split(".")[1]
             directory = done["directory"]
-            gateway = {
-                "get_task_status": await timed(n, lambda: s.call_tool("get_task_status", {"task_id": task_id})),
-                "list_agents": await timed(n, lambda: s.call_tool("list_agents", {})),
-                "health_check": await timed(n, lambda: s.call_tool("health_check", {})),
+
+            async def get(path: str, **params: str) -> Any:  # a consumer decodes what it fetches
+                return (await self.http.get(path, params=params)).json()
+
+            async def status_calls() -> None:  # what get_task_status asks OpenCode for
+                await get(f"/session/{session_id}/message")
+                await get("/session/status", directory=directory)
+                await get(f"/session/{session_id}/diff", messageID=message_id)
+
+            kinds: dict[str, Callable[[], Awaitable[Any]]] = {
+                "get_task_status": lambda: s.call_tool("get_task_status", {"task_id": task_id}),
+                "list_agents": lambda: s.call_tool("list_agents", {}),
+                "health_check": lambda: s.call_tool("health_check", {}),
+                "echo": lambda: e.call_tool("echo", {"text": "x"}),
+                "direct get_task_status": status_calls,
+                "direct list_agents": lambda: get("/agent"),
+                "direct health_check": lambda: get("/global/health"),
             }
-        async with mcp_session(self.echo_url) as e:
-            sdk_floor = await timed(n, lambda: e.call_tool("echo", {"text": "x"}))
-
-        async def get(path: str, **params: str) -> Any:  # a consumer decodes what it fetches
-            return (await self.http.get(path, params=params)).json()
-
-        async def status_calls() -> None:  # what get_task_status asks OpenCode for
-            await get(f"/session/{session_id}/message")
-            await get("/session/status", directory=directory)
-            await get(f"/session/{session_id}/diff", messageID=message_id)
-
-        direct = {
-            "get_task_status": await timed(n, status_calls),
-            "list_agents": await timed(n, lambda: get("/agent")),
-            "health_check": await timed(n, lambda: get("/global/health")),
-        }
+            samples: dict[str, list[float]] = {kind: [] for kind in kinds}
+            for i in range(n + 5):
+                for kind, call in kinds.items():
+                    started = time.perf_counter()
+                    await call()
+                    if i >= 5:  # warm-up
+                        samples[kind].append(time.perf_counter() - started)
+        sdk_floor = samples["echo"]
+        gateway = {tool: samples[tool] for tool in ("get_task_status", "list_agents", "health_check")}
+        direct = {tool: samples[f"direct {tool}"] for tool in gateway}
         rows = {}
-        for tool, samples in gateway.items():
+        for tool, times in gateway.items():
             floor = {q: pct(sdk_floor, q) + pct(direct[tool], q) for q in (50, 99)}
             rows[tool] = {
-                "gateway": summary(samples),
+                "gateway": summary(times),
                 "sdk_floor": summary(sdk_floor),
                 "direct": summary(direct[tool]),
-                "ratio_p50": pct(samples, 50) / floor[50],
-                "ratio_p99": pct(samples, 99) / floor[99],
+                "ratio_p50": pct(times, 50) / floor[50],
+                "ratio_p99": pct(times, 99) / floor[99],
             }
         return rows
 
