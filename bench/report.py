@@ -281,8 +281,8 @@ def _profile(profiles: dict[str, Any]) -> list[str]:
         "",
         "The gateway sampled with py-spy (200 Hz) during the first throughput run at each client count "
         "(`--profile`). Sampling itself costs the gateway some CPU, so compare these figures with each other "
-        "and with the profile before issue #23 (section 'Profile before issue #23' below), not with the "
-        "throughput table.",
+        "and with an earlier run's (the before/after table, with `--before`), not with the throughput table. "
+        "The leaf frame's package says where the CPU was spent; a named frame counts everything below it.",
         "",
     ]
     for clients, profile in profiles.items():
