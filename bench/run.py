@@ -211,8 +211,11 @@ class Bench:
         self.results["completion"] = {**median, "spread": [ratios[0], ratios[-1]]}
 
     async def _completion_once(self) -> dict[str, Any]:
+        """A task through the gateway, then the same task straight to OpenCode, in turn (so the
+        machine's load weighs on both alike)."""
         n = self.n["tasks"]
         gateway: list[float] = []
+        floor: list[float] = []
         async with mcp_session(self.gateway.mcp_url) as s:
             for i in range(n + 3):
                 marker = f"gw-complete-{i}-{time.time_ns()}"
@@ -221,12 +224,10 @@ class Bench:
                 assert data(result)["status"] == "completed"
                 if i >= 3:  # warm-up
                     gateway.append(received - self._last_byte(marker))
-        floor: list[float] = []
-        for i in range(n + 3):
-            marker = f"direct-complete-{i}-{time.time_ns()}"
-            received = await self._direct_task(marker)
-            if i >= 3:
-                floor.append(received - self._last_byte(marker))
+                marker = f"direct-complete-{i}-{time.time_ns()}"
+                received = await self._direct_task(marker)
+                if i >= 3:
+                    floor.append(received - self._last_byte(marker))
         return {
             "gateway": summary(gateway),
             "floor": summary(floor),
