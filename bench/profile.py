@@ -25,7 +25,7 @@ NAMED = {
     "_request (opencode_mcp_gateway/opencode/_client.py": "OpenCodeClient._request (whole)",
     "opencode_span": "tracing: OpenCode call span",
     "tool_span": "tracing: tool span",
-    "start_as_current_span": "tracing: any span",
+    "start_as_current_span": "tracing: any span (the MCP SDK's own included)",
     "create_task_group": "anyio task groups",
     "health (opencode_mcp_gateway/fleet/pool.py": "TaskPool.health",
     "__call__ (opencode_mcp_gateway/tools/observe.py": "per-call wrapper (tools/observe.py)",

@@ -129,16 +129,19 @@ def compare(before: dict[str, Any], after: dict[str, Any], what: str) -> list[st
         earlier = before.get("profile", {}).get(clients)
         if not earlier:
             continue
-        named_before = dict(earlier["named"])
+        old_named, new_named = dict(earlier["named"]), dict(profile["named"])
+        old_total, new_total = earlier["cpu_ms_per_call"], profile["cpu_ms_per_call"]
         lines += [
-            f"Sampled CPU per call at {clients} clients (py-spy; inflated by the machine's load, compare the "
-            f"columns): {earlier['cpu_ms_per_call']:.2f} ms before, {profile['cpu_ms_per_call']:.2f} ms after.",
+            f"Samples per call at {clients} clients (py-spy counts a thread that waits for a core as busy, so on "
+            f"a loaded machine these 'ms' are inflated; the share of all samples is the figure to compare): "
+            f"{old_total:.2f} ms before, {new_total:.2f} ms after.",
             "",
-            "| named frame (inclusive) | before ms/call | after ms/call |",
+            "| named frame (inclusive) | before ms/call (share) | after ms/call (share) |",
             "|---|---|---|",
             *(
-                f"| {name} | {named_before.get(name, 0.0):.3f} | {dict(profile['named']).get(name, 0.0):.3f} |"
-                for name in dict.fromkeys([*named_before, *dict(profile["named"])])
+                f"| {name} | {old_named.get(name, 0.0):.3f} ({old_named.get(name, 0.0) / old_total:.1%}) | "
+                f"{new_named.get(name, 0.0):.3f} ({new_named.get(name, 0.0) / new_total:.1%}) |"
+                for name in dict.fromkeys([*old_named, *new_named])
             ),
             "",
         ]
