@@ -154,7 +154,7 @@ def _overhead(o: dict[str, Any]) -> list[str]:
         "",
         "Floor = a trivial echo tool on a bare `MCPServer` with the same transport settings (a) + the direct "
         f"OpenCode HTTP calls the tool makes (b). Target: gateway ≤ {TARGETS['overhead']} × (a + b) at p50. "
-        "Each row is one run's figures, the run with the median p50 ratio (of two runs, the higher); the "
+        "Each row is one run's figures, the run with the median p50 ratio (of an even number of runs, the higher middle one); the "
         "spread is that ratio's over all runs.",
         "",
         "| Tool | gateway p50 / p99 ms | SDK echo (a) p50 / p99 | direct OpenCode (b) p50 / p99 "
@@ -177,7 +177,7 @@ def _completion(c: dict[str, Any]) -> list[str]:
         "",
         "From the fake LLM's last byte to the MCP client holding the `run_coding_task` result, against the floor: "
         "the same task sent straight to OpenCode and awaited on its own `/event` stream. The row is the run "
-        "with the median p50 ratio (of two runs, the higher).",
+        "with the median p50 ratio (of an even number of runs, the higher middle one).",
         "",
         "| | p50 ms | p99 ms |",
         "|---|---|---|",
