@@ -127,7 +127,7 @@ claude-check: setup
 ## Measure overhead, completion latency, throughput, progress delay and cold start;
 ## writes docs/benchmarks.md. bench-smoke runs tiny sizes (CI keeps it working).
 bench: setup
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run --profile
 
 bench-smoke: setup
 	$(BIN)/python -m bench.run --smoke

@@ -11,13 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -25,11 +23,11 @@ import anyio
 import httpx2
 from mcp.shared.dispatcher import ProgressFnT
 
+from bench.load import run_load
+from bench.profile import summarize
+from bench.report import kept, render
 from bench.sandboxes import SandboxBench
-from bench.sandboxes import render as render_sandboxes
 from bench.scale import ScaleBench
-from bench.scale import render as render_scale
-from opencode_mcp_gateway.opencode.pins import OPENCODE_VERSION
 from tests.support import call_counts
 from tests.support.client import data, mcp_session, script
 from tests.support.fake_llm import FakeLLM
@@ -40,22 +38,40 @@ class Size(TypedDict):
     calls: int
     tasks: int
     clients: list[int]
+    load_calls: int
     async_tasks: int
     sessions: list[int]
     progress: int
+    repeat: int
 
 
 SIZES: dict[str, Size] = {
-    "smoke": {"calls": 20, "tasks": 5, "clients": [1, 5], "async_tasks": 10, "sessions": [10, 20], "progress": 3},
+    "smoke": {
+        "calls": 20,
+        "tasks": 5,
+        "clients": [2, 4],
+        "load_calls": 40,
+        "async_tasks": 10,
+        "sessions": [10, 20],
+        "progress": 3,
+        "repeat": 1,
+    },
     "full": {
         "calls": 300,
         "tasks": 60,
-        "clients": [1, 10, 50],
+        "clients": [10, 50],
+        "load_calls": 1000,
         "async_tasks": 100,
         "sessions": [10, 100, 200],
         "progress": 20,
+        "repeat": 3,
     },
 }
+SECTIONS = ("overhead", "completion", "progress", "throughput", "sessions", "held", "cold_start", "scale", "sandboxes")
+# The session quota is the gateway's defence against one client hoarding sessions; the bench
+# is one client (one address) holding up to 200 on purpose, so its gateway allows that.
+BENCH_SESSION_QUOTA = "500"
+PARTIAL = [REPO / ".bench" / "partial.json"]  # where the sections measured so far are kept
 
 
 def pct(values: list[float], q: float) -> float:
@@ -78,42 +94,37 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-async def timed(n: int, call: Callable[[], Awaitable[Any]]) -> list[float]:
-    for _ in range(min(5, n)):  # warm-up
-        await call()
-    samples = []
-    for _ in range(n):
-        start = time.perf_counter()
-        await call()
-        samples.append(time.perf_counter() - start)
-    return samples
-
-
 class Bench:
-    def __init__(self, size: str, root: Path) -> None:
+    def __init__(self, size: str, root: Path, sections: tuple[str, ...] = SECTIONS, *, profile: bool = False) -> None:
         self.size = size
         self.n = SIZES[size]
         self.root = root
+        self.sections = sections
+        self.profile = profile
         self.results: dict[str, Any] = {}
 
     async def run(self) -> dict[str, Any]:
         self.llm = FakeLLM()
         self.llm.url = self.llm.start()  # type: ignore[attr-defined]
         self.opencode = OpenCodeServer(self.root / "opencode", self.llm.url).start()  # type: ignore[attr-defined]
-        self.gateway = Gateway(self.root / "gw", {"OPENCODE_BASE_URL": self.opencode.url, "LOG_LEVEL": "WARNING"})
+        env = {"OPENCODE_BASE_URL": self.opencode.url, "LOG_LEVEL": "WARNING"}
+        self.gateway = Gateway(self.root / "gw", {**env, "MAX_SESSIONS_PER_CLIENT": BENCH_SESSION_QUOTA})
         self.gateway.start()
         self.echo = self._start_echo()
         self.http = httpx2.AsyncClient(base_url=self.opencode.url, timeout=60)
         try:
-            await self.overhead()
-            await self.completion()
-            await self.progress_delay()
-            await self.throughput()
-            await anyio.to_thread.run_sync(self.cold_start)
+            for name in ("overhead", "completion", "progress", "throughput", "sessions", "held"):
+                if name in self.sections:
+                    await getattr(self, "progress_delay" if name == "progress" else name)()
+                    PARTIAL[0].write_text(json.dumps(self.results))  # what a crash would lose
+            if "cold_start" in self.sections:
+                await anyio.to_thread.run_sync(self.cold_start)
             self.gateway.stop()  # the scale-out section brings its own gateways and workers
             self.opencode.stop()
-            self.results["scale"] = await ScaleBench(self.size, self.root / "scale", self.llm.url).run()  # type: ignore[attr-defined]
-            self.results["sandboxes"] = await SandboxBench(self.size, self.root / "sb", self.llm.url).run()  # type: ignore[attr-defined]
+            if "scale" in self.sections:
+                self.results["scale"] = await ScaleBench(self.size, self.root / "scale", self.llm.url).run()  # type: ignore[attr-defined]
+            if "sandboxes" in self.sections:
+                self.results["sandboxes"] = await SandboxBench(self.size, self.root / "sb", self.llm.url).run()  # type: ignore[attr-defined]
         finally:
             await self.http.aclose()
             self.echo.terminate()
@@ -136,49 +147,78 @@ class Bench:
 
     # 1 -------------------------------------------------------------------------------
     async def overhead(self) -> None:
+        """`repeat` runs; each tool's row is its median run's, with the spread of the ratios."""
+        runs = [await self._overhead_once() for _ in range(self.n["repeat"])]
+        rows = {}
+        for tool in runs[0]:
+            ratios = sorted(run[tool]["ratio_p50"] for run in runs)
+            median = next(run[tool] for run in runs if run[tool]["ratio_p50"] == ratios[len(ratios) // 2])
+            rows[tool] = {**median, "spread": [ratios[0], ratios[-1]]}
+        self.results["overhead"] = rows
+
+    async def _overhead_once(self) -> dict[str, Any]:
+        """Interleaved: each round times one call of every kind (each tool, echo, the direct
+        calls), so that a shared machine's load, which moves over seconds, weighs on the
+        gateway and its floors alike."""
         n = self.n["calls"]
-        async with mcp_session(self.gateway.mcp_url) as s:
+        async with mcp_session(self.gateway.mcp_url) as s, mcp_session(self.echo_url) as e:
             done = data(await s.call_tool("run_coding_task", {"prompt": script({"text": "bench"})}))
             task_id, session_id = done["task_id"], done["session_id"]
             message_id = task_id.split(".")[1]
             directory = done["directory"]
-            gateway = {
-                "get_task_status": await timed(n, lambda: s.call_tool("get_task_status", {"task_id": task_id})),
-                "list_agents": await timed(n, lambda: s.call_tool("list_agents", {})),
-                "health_check": await timed(n, lambda: s.call_tool("health_check", {})),
+
+            async def get(path: str, **params: str) -> Any:  # a consumer decodes what it fetches
+                return (await self.http.get(path, params=params)).json()
+
+            async def status_calls() -> None:  # what get_task_status asks OpenCode for
+                await get(f"/session/{session_id}/message")
+                await get("/session/status", directory=directory)
+                await get(f"/session/{session_id}/diff", messageID=message_id)
+
+            kinds: dict[str, Callable[[], Awaitable[Any]]] = {
+                "get_task_status": lambda: s.call_tool("get_task_status", {"task_id": task_id}),
+                "list_agents": lambda: s.call_tool("list_agents", {}),
+                "health_check": lambda: s.call_tool("health_check", {}),
+                "echo": lambda: e.call_tool("echo", {"text": "x"}),
+                "direct get_task_status": status_calls,
+                "direct list_agents": lambda: get("/agent"),
+                "direct health_check": lambda: get("/global/health"),
             }
-        async with mcp_session(self.echo_url) as e:
-            sdk_floor = await timed(n, lambda: e.call_tool("echo", {"text": "x"}))
-
-        async def get(path: str, **params: str) -> Any:  # a consumer decodes what it fetches
-            return (await self.http.get(path, params=params)).json()
-
-        async def status_calls() -> None:  # what get_task_status asks OpenCode for
-            await get(f"/session/{session_id}/message")
-            await get("/session/status", directory=directory)
-            await get(f"/session/{session_id}/diff", messageID=message_id)
-
-        direct = {
-            "get_task_status": await timed(n, status_calls),
-            "list_agents": await timed(n, lambda: get("/agent")),
-            "health_check": await timed(n, lambda: get("/global/health")),
-        }
+            samples: dict[str, list[float]] = {kind: [] for kind in kinds}
+            for i in range(n + 5):
+                for kind, call in kinds.items():
+                    started = time.perf_counter()
+                    await call()
+                    if i >= 5:  # warm-up
+                        samples[kind].append(time.perf_counter() - started)
+        sdk_floor = samples["echo"]
+        gateway = {tool: samples[tool] for tool in ("get_task_status", "list_agents", "health_check")}
+        direct = {tool: samples[f"direct {tool}"] for tool in gateway}
         rows = {}
-        for tool, samples in gateway.items():
+        for tool, times in gateway.items():
             floor = {q: pct(sdk_floor, q) + pct(direct[tool], q) for q in (50, 99)}
             rows[tool] = {
-                "gateway": summary(samples),
+                "gateway": summary(times),
                 "sdk_floor": summary(sdk_floor),
                 "direct": summary(direct[tool]),
-                "ratio_p50": pct(samples, 50) / floor[50],
-                "ratio_p99": pct(samples, 99) / floor[99],
+                "ratio_p50": pct(times, 50) / floor[50],
+                "ratio_p99": pct(times, 99) / floor[99],
             }
-        self.results["overhead"] = rows
+        return rows
 
     # 2 -------------------------------------------------------------------------------
     async def completion(self) -> None:
+        runs = [await self._completion_once() for _ in range(self.n["repeat"])]
+        ratios = sorted(run["ratio_p50"] for run in runs)
+        median = next(run for run in runs if run["ratio_p50"] == ratios[len(ratios) // 2])
+        self.results["completion"] = {**median, "spread": [ratios[0], ratios[-1]]}
+
+    async def _completion_once(self) -> dict[str, Any]:
+        """A task through the gateway, then the same task straight to OpenCode, in turn (so the
+        machine's load weighs on both alike)."""
         n = self.n["tasks"]
         gateway: list[float] = []
+        floor: list[float] = []
         async with mcp_session(self.gateway.mcp_url) as s:
             for i in range(n + 3):
                 marker = f"gw-complete-{i}-{time.time_ns()}"
@@ -187,13 +227,11 @@ class Bench:
                 assert data(result)["status"] == "completed"
                 if i >= 3:  # warm-up
                     gateway.append(received - self._last_byte(marker))
-        floor: list[float] = []
-        for i in range(n + 3):
-            marker = f"direct-complete-{i}-{time.time_ns()}"
-            received = await self._direct_task(marker)
-            if i >= 3:
-                floor.append(received - self._last_byte(marker))
-        self.results["completion"] = {
+                marker = f"direct-complete-{i}-{time.time_ns()}"
+                received = await self._direct_task(marker)
+                if i >= 3:
+                    floor.append(received - self._last_byte(marker))
+        return {
             "gateway": summary(gateway),
             "floor": summary(floor),
             "ratio_p50": pct(gateway, 50) / pct(floor, 50),
@@ -232,41 +270,62 @@ class Bench:
 
     # 3 -------------------------------------------------------------------------------
     async def throughput(self) -> None:
-        async with mcp_session(self.gateway.mcp_url) as s:
-            task_id = data(await s.call_tool("run_coding_task", {"prompt": script({"text": "x"})}))["task_id"]
+        """health_check calls/s from N clients (in client processes of their own) against the
+        echo floor's, side by side, `repeat` times; the gateway's and echo's CPU per call."""
         rows = []
         for clients in self.n["clients"]:
-            rows.append(await self._concurrent_status(task_id, clients, max(10, self.n["calls"] // clients)))
+            runs = []
+            for rep in range(self.n["repeat"]):
+                profile = self.root / f"profile-{clients}.txt" if self.profile and rep == 0 else None
+                echo, gateway = await self._side_by_side(clients, self.n["load_calls"] // clients, "calls", profile)
+                runs.append({"echo": echo, "gateway": gateway, "ratio": gateway["calls_per_s"] / echo["calls_per_s"]})
+                if profile is not None:
+                    self.results.setdefault("profile", {})[str(clients)] = summarize(profile, gateway["calls"], 200)
+            rows.append({"clients": clients, "runs": runs})
         self.results["throughput"] = rows
+
+    async def _side_by_side(
+        self, clients: int, calls: int, shape: str, profile: Path | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The same load on echo, then on the gateway's health_check."""
+        echo = await anyio.to_thread.run_sync(
+            lambda: run_load(
+                self.echo_url,
+                "echo",
+                {"text": "x"},
+                clients=clients,
+                calls=calls,
+                shape=shape,
+                server_pid=self.echo.pid,
+            )
+        )
+        gateway = await anyio.to_thread.run_sync(
+            lambda: run_load(
+                self.gateway.mcp_url,
+                "health_check",
+                {},
+                clients=clients,
+                calls=calls,
+                shape=shape,
+                server_pid=self._gateway_pid(),
+                profile=profile,
+            )
+        )
+        return echo, gateway
+
+    # 4 -------------------------------------------------------------------------------
+    async def sessions(self) -> None:
+        """N clients at once, each opening a session and calling once (echo vs health_check)."""
+        count = max(self.n["sessions"][:2])  # 100 in the full run
+        runs = []
+        for _ in range(self.n["repeat"]):
+            echo, gateway = await self._side_by_side(count, 1, "sessions")
+            runs.append({"echo": echo, "gateway": gateway, "ratio": gateway["p50"] / echo["p50"]})
+        self.results["concurrent_sessions"] = {"sessions": count, "runs": runs}
+
+    async def held(self) -> None:
         self.results["async_tasks"] = await self._many_async_tasks()
         self.results["sessions"] = await self._held_sessions()
-
-    async def _concurrent_status(self, task_id: str, clients: int, per_client: int) -> dict[str, Any]:
-        errors = 0
-        latencies: list[float] = []
-
-        async def client() -> None:
-            nonlocal errors
-            async with mcp_session(self.gateway.mcp_url) as c:
-                for _ in range(per_client):
-                    start = time.perf_counter()
-                    result = await c.call_tool("get_task_status", {"task_id": task_id})
-                    latencies.append(time.perf_counter() - start)
-                    errors += bool(result.is_error)
-
-        start = time.perf_counter()
-        async with anyio.create_task_group() as tg:
-            for _ in range(clients):
-                tg.start_soon(client)
-        elapsed = time.perf_counter() - start
-        return {
-            "clients": clients,
-            "calls": len(latencies),
-            "calls_per_s": len(latencies) / elapsed,
-            "p50": pct(latencies, 50),
-            "p99": pct(latencies, 99),
-            "errors": errors,
-        }
 
     async def _many_async_tasks(self) -> dict[str, Any]:
         count = self.n["async_tasks"]
@@ -295,10 +354,10 @@ class Bench:
 
             async def follow(task_id: str) -> None:
                 nonlocal completed, errors
-                status = data(await s.call_tool("get_task_status", {"task_id": task_id, "wait_seconds": 300}))
+                status = await s.call_tool("get_task_status", {"task_id": task_id, "wait_seconds": 300})
                 messages = await s.call_tool("get_task_messages", {"task_id": task_id})
-                completed += status["status"] == "completed"
-                errors += bool(messages.is_error)
+                completed += not status.is_error and data(status)["status"] == "completed"
+                errors += status.is_error or messages.is_error
 
             async with anyio.create_task_group() as tg:
                 for task_id in ids:
@@ -321,13 +380,13 @@ class Bench:
 
     async def _hold_sessions(self, count: int) -> dict[str, Any]:
         """`count` MCP sessions open at once, each after one health_check; RSS while held."""
-        errors = 0
+        errors = refused = 0
         latencies: list[float] = []
         opened, release = anyio.Event(), anyio.Event()
         live = 0
 
         async def hold() -> None:
-            nonlocal errors, live
+            nonlocal errors, refused, live
             try:
                 async with mcp_session(self.gateway.mcp_url) as c:
                     start = time.perf_counter()
@@ -338,8 +397,11 @@ class Bench:
                     if live == count:
                         opened.set()
                     await release.wait()
-            except Exception:
-                errors += 1
+            except Exception as exc:  # the session quota's 429 is a refusal by design, not an error
+                if "429" in repr(exc):
+                    refused += 1
+                else:
+                    errors += 1
                 live += 1
                 if live == count:
                     opened.set()
@@ -354,12 +416,13 @@ class Bench:
         return {
             "sessions": count,
             "errors": errors,
+            "refused": refused,
             "rss_mib": rss,
             "p50": pct(latencies, 50),
             "p99": pct(latencies, 99),
         }
 
-    # 4 -------------------------------------------------------------------------------
+    # 5 -------------------------------------------------------------------------------
     async def progress_delay(self) -> None:
         delays: list[float] = []
         seen_events: dict[str, float] = {}
@@ -392,7 +455,7 @@ class Bench:
             tg.cancel_scope.cancel()
         self.results["progress"] = summary(delays)
 
-    # 5 -------------------------------------------------------------------------------
+    # 6 -------------------------------------------------------------------------------
     def cold_start(self) -> None:
         """Blocking on purpose: it times whole processes (run in a worker thread)."""
         runs = 3 if self.size == "smoke" else 5
@@ -433,128 +496,29 @@ def when_written(got: dict[str, float]) -> ProgressFnT:
     return on_progress
 
 
-def target(ok: bool) -> str:
-    return "met" if ok else "NOT met"
-
-
-def render(results: dict[str, Any], size: str, seconds: float) -> str:
-    o, c, p = results["overhead"], results["completion"], results["progress"]
-    lines = [
-        "# Benchmarks",
-        "",
-        f"Measured {time.strftime('%Y-%m-%d')} with `make bench` ({size} size, {seconds:.0f} s) on "
-        f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}, "
-        f"mcp {version('mcp')}, opencode {OPENCODE_VERSION}, fake LLM answering at once.",
-        "Every figure is a ratio to a baseline measured in the same run; absolute times drift on a shared machine.",
-        "Reproduce: `make bench` (writes this file; `make bench-smoke` runs tiny sizes).",
-        "",
-        "## 1. Tool-call overhead (sequential, one MCP session)",
-        "",
-        "Floor = a trivial echo tool on a bare `MCPServer` with the same transport settings (a) + the direct "
-        "OpenCode HTTP calls the tool makes (b). Target: gateway ≤ 1.2 × (a + b).",
-        "",
-        "| Tool | gateway p50 / p99 ms | SDK echo (a) p50 / p99 | direct OpenCode (b) p50 / p99 "
-        "| ratio p50 / p99 | target |",
-        "|---|---|---|---|---|---|",
-    ]
-    for tool, row in o.items():
-        g, a, b = row["gateway"], row["sdk_floor"], row["direct"]
-        ok = row["ratio_p50"] <= 1.2
-        lines.append(
-            f"| {tool} | {ms(g['p50'])} / {ms(g['p99'])} | {ms(a['p50'])} / {ms(a['p99'])} | "
-            f"{ms(b['p50'])} / {ms(b['p99'])} | {row['ratio_p50']:.2f} / {row['ratio_p99']:.2f} | "
-            f"{target(ok)} at p50 |"
-        )
-    lines += [
-        "",
-        f"## 2. Completion latency ({c['gateway']['n']} tasks)",
-        "",
-        "From the fake LLM's last byte to the MCP client holding the `run_coding_task` result, against the floor: "
-        "the same task sent straight to OpenCode and awaited on its own `/event` stream.",
-        "",
-        "| | p50 ms | p99 ms |",
-        "|---|---|---|",
-        f"| gateway | {ms(c['gateway']['p50'])} | {ms(c['gateway']['p99'])} |",
-        f"| floor (OpenCode alone) | {ms(c['floor']['p50'])} | {ms(c['floor']['p99'])} |",
-        f"| ratio | {c['ratio_p50']:.2f} (target ≤ 1.15: {target(c['ratio_p50'] <= 1.15)}) | "
-        f"{c['ratio_p99']:.2f} (target ≤ 1.5: {target(c['ratio_p99'] <= 1.5)}) |",
-        "",
-        "## 3. Throughput and concurrency",
-        "",
-        "`get_task_status` calls, each client its own MCP session, all clients in one Python process:",
-        "",
-        "| clients | calls | calls/s | p50 ms | p99 ms | errors |",
-        "|---|---|---|---|---|---|",
-    ]
-    for row in results["throughput"]:
-        lines.append(
-            f"| {row['clients']} | {row['calls']} | {row['calls_per_s']:.0f} | {ms(row['p50'])} | "
-            f"{ms(row['p99'])} | {row['errors']} |"
-        )
-    a = results["async_tasks"]
-    lines += [
-        "",
-        f"{a['tasks']} concurrent `run_coding_task_async` tasks (each a write and an answer): all started in "
-        f"{a['started_s']:.1f} s, all done and read back in {a['all_done_s']:.1f} s; {a['completed']} completed, "
-        f"{a['errors']} errors; gateway RSS after: {a['gateway_rss_mib']:.0f} MiB.",
-        "",
-        "MCP sessions held open at once (each made one `health_check`):",
-        "",
-        "| sessions | errors | gateway RSS MiB | health_check p50 ms | p99 ms |",
-        "|---|---|---|---|---|",
-    ]
-    for row in results["sessions"]:
-        lines.append(
-            f"| {row['sessions']} | {row['errors']} | {row['rss_mib']:.0f} | {ms(row['p50'])} | {ms(row['p99'])} |"
-        )
-    cold = results["cold_start"]
-    lines += [
-        "",
-        f"## 4. Progress delivery ({p['n']} tool events)",
-        "",
-        "From OpenCode emitting a tool's `running` event (seen on `/global/event`) to the MCP client receiving "
-        f"the matching progress notification: p50 {ms(p['p50'])} ms, p99 {ms(p['p99'])} ms.",
-        "",
-        "## 5. Cold start",
-        "",
-        f"- Spawn mode, process start to `/readyz` 200: p50 {cold['spawn_to_ready']['p50']:.2f} s, max "
-        f"{cold['spawn_to_ready']['p99']:.2f} s (target ≤ 3 s: {target(cold['spawn_to_ready']['p99'] <= 3)}).",
-        f"- Gateway alone, process start to `/healthz` 200: p50 {cold['gateway_alone']['p50']:.2f} s.",
-        "",
-        *render_scale(results["scale"]),
-        *render_sandboxes(results["sandboxes"]),
-        "## Reading the numbers",
-        "",
-        "- The bench client, the gateway and OpenCode share the machine's 2 cores. Baseline (b) is measured with "
-        "the gateway idle, so a gateway call pays for three busy processes where its baseline paid for two: for "
-        "the cheapest calls (`health_check`, `list_agents`: 1-3 ms of OpenCode work) that contention is most of the "
-        "gap. Inside the gateway the OpenCode call itself takes what it takes directly (measured 1.0 ms for "
-        "`/global/health`), and a tool's result serialization costs no more than the echo tool's.",
-        "- Throughput with many clients is bounded by the 2 cores: all clients run in one Python process beside the "
-        "gateway and OpenCode. The figures to watch are zero errors and how latency and RSS grow.",
-        "- The 100-task run is bounded by OpenCode, which runs each task's two model turns (and its first-prompt "
-        "set-up) itself; the gateway tracks them all on one event stream.",
-        "- What profiling changed (see the git log): requests gated on OpenCode's readiness in spawn mode "
-        "(spawn-to-ready 3.8 s -> 1.8 s; a probe used to hit OpenCode's start-up race and hang), OpenCode started "
-        "before the gateway's imports, a separate connection pool for the event stream, no JSON parse for discarded "
-        "event frames, the idle event standing in for a status read, and no diff request for turns that changed "
-        "no file (completion latency 1.95x -> about 1.0x the floor).",
-        "",
-    ]
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, write .bench/ instead of docs/")
+    parser.add_argument("--only", help=f"a comma-separated subset of {','.join(SECTIONS)} (writes .bench/)")
+    parser.add_argument("--repeat", type=int, help="runs of each side-by-side measurement (full: 3)")
+    parser.add_argument("--profile", action="store_true", help="py-spy the gateway during the throughput runs")
+    parser.add_argument("--before", type=Path, help="an earlier run's benchmarks.json: add a before/after table")
+    parser.add_argument("--out", type=Path, default=REPO / ".bench", help="where --only and --smoke write")
     args = parser.parse_args()
     size = "smoke" if args.smoke else "full"
-    started = time.perf_counter()
+    sections = tuple(args.only.split(",")) if args.only else SECTIONS
+    if args.repeat:
+        SIZES[size]["repeat"] = args.repeat
+    started, load = time.perf_counter(), os.getloadavg()[0]
+    args.out.mkdir(exist_ok=True)
+    PARTIAL[0] = args.out / "partial.json"
     with tempfile.TemporaryDirectory(prefix="ocgw-bench-") as tmp:
-        results = anyio.run(Bench(size, Path(tmp)).run)
-    report = render(results, size, time.perf_counter() - started)
-    report += "\n" + call_counts.section(call_counts.DOC.read_text())  # kept: measured in memory, not here
-    out = REPO / (".bench/benchmarks.md" if args.smoke else "docs/benchmarks.md")
+        results = anyio.run(Bench(size, Path(tmp), sections, profile=args.profile).run)
+    results["load_average"] = [load, os.getloadavg()[0]]
+    before = json.loads(args.before.read_text()) if args.before else None
+    report = render(results, size, time.perf_counter() - started, " ".join(sys.argv[1:]), before)
+    out = args.out / "benchmarks.md" if args.smoke or args.only else REPO / "docs" / "benchmarks.md"
+    report += "\n" + kept(call_counts.DOC.read_text())  # measured elsewhere (in memory, by hand): kept
     out.parent.mkdir(exist_ok=True)
     out.write_text(report)
     (out.with_suffix(".json")).write_text(json.dumps(results, indent=2))

@@ -29,7 +29,7 @@ from tests.support.client import data, mcp_session, script
 from tests.support.fake_llm import FakeLLM
 from tests.support.procs import REPO, Gateway, OpenCodeServer, free_port, opencode_binary
 
-SECTION = "## 9. Sandboxes"
+SECTION = "## Sandboxes"  # numbered by bench/report.py
 
 
 def rss_mib(pid: int) -> float:
@@ -186,11 +186,15 @@ def render(r: dict[str, Any]) -> list[str]:
 
 
 def replace_section(report: str, section: list[str]) -> str:
-    head, found, rest = report.partition(SECTION)
+    """The section in place of the report's own (whatever number bench/report.py gave it)."""
+    found = re.search(r"^## (\d+\. )?Sandboxes$", report, flags=re.MULTILINE)
     if not found:
         return report.rstrip("\n") + "\n\n" + "\n".join(section)
+    number = found.group(1) or ""
+    head, rest = report[: found.start()], report[found.end() :]
     tail = rest.split("\n## ", 1)
-    return head + "\n".join(section) + ("\n## " + tail[1] if len(tail) > 1 else "")
+    body = [section[0].replace("## ", f"## {number}", 1), *section[1:]]
+    return head + "\n".join(body) + ("\n## " + tail[1] if len(tail) > 1 else "")
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Scale-out: gateway replicas behind a round-robin balancer, and a pool of OpenCode workers.
 
-`make bench` runs it as section 6; `python -m bench.scale [--smoke]` runs it alone.
+`make bench` runs it as one of its sections; `python -m bench.scale [--smoke]` runs it alone.
 All on loopback with the fake LLM answering at once: 1 vs 3 gateways and 1 vs 2 workers
 (calls/s and latency of `get_task_status` in both protocol eras), the cost of a 2025-era
 call that reaches a replica other than the one holding its session (relayed) against a
@@ -234,7 +234,7 @@ def render(r: dict[str, Any]) -> list[str]:
         return f"{v * 1000:.1f}"
 
     lines = [
-        "## 6. Scale-out: gateway replicas and OpenCode workers",
+        "## Scale-out: gateway replicas and OpenCode workers",
         "",
         "Every topology behind the test suite's plain round-robin balancer (no affinity), on loopback, all "
         "processes on the same 2 cores. Reproduce this section alone with `python -m bench.scale` "

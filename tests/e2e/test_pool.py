@@ -279,6 +279,14 @@ async def test_a_worker_killed_and_restarted(trio: Replicas, pool: Pool) -> None
                 await anyio.sleep(0.5)
         again = data(back)
         assert again["status"] == "completed" and again["result"] == on_w1["result"]
+        # and w1 takes new tasks again within seconds (each placed one keeps w0 the busier)
+        placed: list[str] = []
+        with anyio.move_on_after(20):
+            while "w1" not in placed:
+                new = data(await c.call_tool("run_coding_task_async", {"prompt": script({"text": "b", "hang": 5})}))
+                placed.append(worker_of(new["task_id"]))
+                await anyio.sleep(1.0)
+        assert "w1" in placed, f"w1 took no new task for 20 s after it was back: {placed}"
 
 
 async def test_a_stopping_replicas_worker_takes_no_new_task_but_serves_its_own(pool: Pool) -> None:

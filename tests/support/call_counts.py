@@ -31,7 +31,7 @@ from tests.support.fake_opencode import Ask, Hold, Reply, Tool
 from tests.support.in_memory import LEGACY, MODERN, InMemoryGateway, in_memory_gateway
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
-HEADING = "## 6. OpenCode calls per tool"
+HEADING = "## 9. OpenCode calls per tool"
 PATCH = "--- a/calc.py\n+++ b/calc.py\n@@ -1 +1,2 @@\n x = 1\n+y = 2\n"
 Counted = Callable[[], Any]  # an async context manager that counts the calls made inside it
 Play = Callable[[InMemoryGateway, mcp.Client, Counted], Awaitable[None]]
@@ -189,7 +189,7 @@ def table(counts: dict[str, Counter[str]]) -> str:
         "",
         "Counted on the in-memory fake OpenCode (`python -m tests.support.call_counts --write`; "
         "tests/memory/test_call_counts.py checks this table), caches warm (the gateway has run a task "
-        "before). Section 7 keeps the counts from before issue #14's changes to compare.",
+        "before). Section 10 keeps the counts from before issue #14's changes to compare.",
         "",
         "| Tool, situation | calls | by route |",
         "|---|---|---|",

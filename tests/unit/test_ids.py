@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from opencode_mcp_gateway.tasks.ids import InvalidTaskId, TaskId, new_message_id, parse_task_id
+from opencode_mcp_gateway.tasks.ids import InvalidTaskId, TaskId, new_message_id, parse_task_id, seconds_since_made
 
 
 def test_message_ids_ascend_like_opencodes() -> None:
@@ -23,3 +23,10 @@ def test_task_id_round_trip() -> None:
 def test_malformed_task_ids_are_refused_with_a_hint(raw: str) -> None:
     with pytest.raises(InvalidTaskId, match="run_coding_task"):
         parse_task_id(raw)
+
+
+def test_the_age_of_a_message_id_is_read_from_its_stamp() -> None:
+    age = seconds_since_made(new_message_id())
+    assert age is not None and 0 <= age < 1
+    assert (seconds_since_made("msg_000000000000abcdefghijklmn") or 0) > 3600  # long ago
+    assert seconds_since_made("msg_not-hex-at-all") is None

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 from mcp.server.context import ServerRequestContext
+from opentelemetry import context, propagate, trace
 from starlette.requests import Request
 
 from opencode_mcp_gateway.auth.identity import Identity, set_identity
-from opencode_mcp_gateway.observability import logs, metrics
+from opencode_mcp_gateway.observability import logs, metrics, tracing
 from opencode_mcp_gateway.tools.observe import ToolCalls
 
 pytestmark = pytest.mark.anyio
@@ -121,3 +122,20 @@ def test_uvicorns_access_line_becomes_fields() -> None:
     assert (entry["method"], entry["path"], entry["status"]) == ("POST", "/mcp", 200)
     assert (entry["request_id"], entry["mcp_session_id"], entry["level"]) == ("r-9", "s-9", "INFO")
     assert entry["ts"].endswith("Z")
+
+
+def test_without_an_exporter_no_span_is_made_or_sent_on() -> None:
+    """Spans nobody exports cost CPU on every call: with no tracer provider, none is made,
+    not even from a caller's trace context (which would otherwise travel on to OpenCode)."""
+    assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)  # no OTLP endpoint set
+    caller = propagate.extract({"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})
+    token = context.attach(caller)
+    try:
+        headers: dict[str, str] = {}
+        with tracing.opencode_span("GET", "/global/health", "w0", headers) as span:
+            assert span is trace.INVALID_SPAN
+        with tracing.tool_span("health_check", None, {}) as span:
+            assert span is trace.INVALID_SPAN
+        assert headers == {}
+    finally:
+        context.detach(token)

@@ -230,6 +230,9 @@ class TaskPool:
         every = self._every_worker()
         if not every:  # sandboxes, none running: nothing is down, each starts when needed
             return OpenCodeHealth(healthy=True, version=None, url="sandboxes", error=None), []
+        if len(every) == 1:  # no task group to ask one worker (it costs a call's CPU)
+            only = [await every[0].health(timeout)]
+            return _summary(only), only
         workers: list[WorkerHealth] = [WorkerHealth.model_construct()] * len(every)
 
         async def check(i: int, worker: Worker) -> None:
@@ -238,6 +241,9 @@ class TaskPool:
         async with anyio.create_task_group() as tg:
             for i, worker in enumerate(every):
                 tg.start_soon(check, i, worker)
-        best = next((w for w in workers if w.healthy), workers[0])
-        summary = OpenCodeHealth(healthy=best.healthy, version=best.version, url=best.url, error=best.error)
-        return summary, workers
+        return _summary(workers), workers
+
+
+def _summary(workers: list[WorkerHealth]) -> OpenCodeHealth:
+    best = next((w for w in workers if w.healthy), workers[0])
+    return OpenCodeHealth(healthy=best.healthy, version=best.version, url=best.url, error=best.error)

@@ -29,6 +29,7 @@ from ._unreadable import MessageWalk, cannot_list
 from .versions import VersionGate, detect
 
 JSON = dict[str, Any]
+MAX_CONNECTIONS = 16  # to one OpenCode, kept alive between calls
 
 
 class OpenCodeClient:
@@ -51,7 +52,10 @@ class OpenCodeClient:
         # request sent then hangs forever: until the supervisor has seen it ready, fail fast.
         self._is_ready = is_ready
         auth = httpx2.BasicAuth(username, password) if password else None
-        limits = httpx2.Limits(max_connections=200, max_keepalive_connections=50)
+        # Bounded: the pool checks each open connection (a socket probe for an idle one) every
+        # time a request starts or ends, so 50 idle connections cost ~0.5 ms a call. OpenCode
+        # answers one request at a time anyway; the rest wait here for a connection instead.
+        limits = httpx2.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
         common: dict[str, Any] = {"base_url": self.base_url, "auth": auth}
 
         def over(limits: httpx2.Limits) -> httpx2.AsyncBaseTransport | None:
@@ -90,7 +94,8 @@ class OpenCodeClient:
         timeout: float | None = None,
         headers_out: dict[str, str] | None = None,
     ) -> Any:
-        kwargs: dict[str, Any] = {"params": {k: v for k, v in (params or {}).items() if v is not None}}
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        kwargs: dict[str, Any] = {"params": query} if query else {}  # even an empty one rebuilds the URL
         if json is not None:
             kwargs["json"] = json
         if timeout is not None:

@@ -12,10 +12,11 @@ import json
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, contextmanager
 from typing import Any
 
 import anyio
+import httpx2
 
 from ..observability import metrics
 from ..primitives import Backoff
@@ -28,6 +29,13 @@ Event = dict[str, Any]
 RESYNC = "gateway.resync"
 DISCONNECTED = "gateway.disconnected"
 _IGNORED = frozenset({"sync", "server.heartbeat", "message.part.delta", "plugin.added"})
+# OpenCode takes connections a while (0.2 s, seconds on a busy machine) before it answers
+# them, and never answers one taken then (opencode-api.md, "Startup race"). A stream that
+# gets no answer within this is opened again, so a restarted worker is back in seconds rather
+# than after the stream's 15 s of silence; the patience doubles with each unanswered try, so
+# an OpenCode that is merely slow is still reached.
+ANSWER_SECONDS = 3.0
+_MOST_PATIENCE = 15.0
 
 
 def session_id_of(event: Event) -> str | None:
@@ -73,6 +81,7 @@ class EventHub:
         self.connected = False
         self.generation = 0  # bumped on every (re)connection
         self._connected_event = anyio.Event()
+        self._patience = ANSWER_SECONDS
         metrics.EVENT_STREAM_RECONNECTS.labels(client.worker)  # shows at 0 until the first reconnect
 
     @contextmanager
@@ -109,7 +118,10 @@ class EventHub:
             if self._gate is not None:
                 await self._gate()
             try:
-                async with self._client.stream("/global/event") as response:
+                async with AsyncExitStack() as stack:
+                    response = await self._open(stack)
+                    if response is None:
+                        continue  # OpenCode is there (it took the connection): ask again at once
                     self._mark_connected()
                     backoff.reset()
                     async for event in _parse_sse(response.aiter_lines()):
@@ -124,6 +136,16 @@ class EventHub:
                 self._connected_event = anyio.Event()
                 self.dispatch({"type": DISCONNECTED, "properties": {}})
             await backoff.sleep()
+
+    async def _open(self, stack: AsyncExitStack) -> httpx2.Response | None:
+        """The stream's response; None when OpenCode took the connection but did not answer."""
+        with anyio.move_on_after(self._patience):
+            response = await stack.enter_async_context(self._client.stream("/global/event"))
+            self._patience = ANSWER_SECONDS
+            return response
+        log.info("OpenCode did not answer its event stream within %.0fs; asking again", self._patience)
+        self._patience = min(self._patience * 2, _MOST_PATIENCE)
+        return None
 
     def _mark_connected(self) -> None:
         self.connected = True

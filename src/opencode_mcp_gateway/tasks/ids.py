@@ -71,3 +71,14 @@ def new_message_id() -> str:
             _last[0], _last[1] = now, 0
         stamp = (now * 0x1000 + _last[1]) & ((1 << 48) - 1)
     return "msg_" + stamp.to_bytes(6, "big").hex() + "".join(secrets.choice(_BASE62) for _ in range(14))
+
+
+def seconds_since_made(message_id: str) -> float | None:
+    """How long ago a message id of this form was made (ours and OpenCode's share it: the
+    first 12 hex digits are the millisecond times 0x1000 plus a counter); None if it is not one."""
+    try:
+        stamp = int(message_id[4:16], 16)
+    except ValueError:
+        return None
+    now = (int(time.time() * 1000) * 0x1000) & ((1 << 48) - 1)
+    return ((now - stamp) % (1 << 48) >> 12) / 1000

@@ -20,7 +20,7 @@ from ..workspaces import Record, Workspaces
 from . import bounds, shaping, structured
 from .budget import Budget, explain
 from .errors import TaskError
-from .ids import TaskId
+from .ids import TaskId, seconds_since_made
 from .permissions import PermissionBroker, open_requests
 from .session_errors import SessionErrorLog
 from .sessions import SessionStore
@@ -33,6 +33,10 @@ CONFIRM_DELAY = 0.15
 # of its session unless a follow-up came after it, and re-reading a long session's whole
 # history on every poll costs more with every step. Older turns take a second, whole read.
 RECENT_MESSAGES = 50
+# A fresh OpenCode instance (just started or restarted) stores the first prompt's user
+# message up to ~1.2 s after prompt_async answered (measured): a task whose id was made this
+# recently and is not there yet is looked for again rather than called unknown.
+JUST_SENT_SECONDS = 5.0
 
 
 @dataclass
@@ -85,6 +89,10 @@ class TaskReader:
             # Another replica may have sent a turn with a schema since this session was read:
             # its record names the message OpenCode cannot return.
             session = await self.sessions.refresh(tid.session_id)
+            messages = await self.turn_messages(tid, whole=history)
+            user = find_user_message(messages, tid.message_id)
+        while user is None and tid.message_id and (seconds_since_made(tid.message_id) or 1e9) < JUST_SENT_SECONDS:
+            await anyio.sleep(CONFIRM_DELAY)  # a fresh OpenCode stores a first prompt late
             messages = await self.turn_messages(tid, whole=history)
             user = find_user_message(messages, tid.message_id)
         if user is None:

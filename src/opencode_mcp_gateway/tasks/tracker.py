@@ -40,6 +40,10 @@ from .views import AbortView, TaskView
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 30.0
+# A task's end is read first by whoever waits for it (the tool result then calls `settle`);
+# the tracker looks this much later, so its read is not on the completion path of the one
+# that matters (it usually finds the task settled, and reads nothing).
+SETTLE_GRACE_SECONDS = 1.0
 _RUNNING: dict[str, int] = {}  # counted running tasks, by worker
 
 
@@ -103,16 +107,22 @@ class TaskTracker:
     # -- the watcher -----------------------------------------------------------------------
     async def run(self) -> None:
         last_sweep = time.monotonic()
+        due: dict[str, float] = {}  # session → when to read its followed tasks
         async with anyio.create_task_group() as tg:
             with self._hub.subscribe(None) as sub:
                 while True:
+                    wait = min([SWEEP_SECONDS, *(at - time.monotonic() for at in due.values())])
                     sessions: set[str] = set()
-                    for event in await sub.next_batch(timeout=SWEEP_SECONDS):
+                    for event in await sub.next_batch(timeout=max(wait, 0.0)):
                         sessions |= await self._on_event(event, tg)
-                    if time.monotonic() - last_sweep >= SWEEP_SECONDS:
+                    now = time.monotonic()
+                    if now - last_sweep >= SWEEP_SECONDS:
                         sessions |= {f.tid.session_id for f in self._tasks.values()}
-                        last_sweep = time.monotonic()
+                        last_sweep = now
                     for session_id in sessions:
+                        due.setdefault(session_id, now + SETTLE_GRACE_SECONDS)
+                    for session_id in [sid for sid, at in due.items() if at <= now]:
+                        del due[session_id]
                         await self._check(session_id)
 
     async def _on_event(self, event: Event, tg: TaskGroup) -> set[str]:

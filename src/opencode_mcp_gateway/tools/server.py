@@ -52,6 +52,7 @@ from .guidance import guided
 from .handling import request_state_security, tool_errors
 from .mcp_tasks import TasksExtension, backgrounded
 from .observe import ToolCalls
+from .tool_list import ToolListCache
 from .views import Agent, AgentsView, HealthView
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ def build_server(service: TaskPool, settings: Settings, *, request_state_key: st
     as_caller = for_caller(auth_configured=bool(auth_methods(settings)))  # tasks belong to their caller
     lister = TaskLister(service)
     mcp.middleware.append(ToolCalls(lambda name: mcp._tool_manager.get_tool(name) is not None, service))
+    mcp.middleware.append(ToolListCache())  # the tools never change: list them once per protocol version
 
     def progress_reporter(ctx: Context) -> Callable[[str], Awaitable[None]]:
         step = 0

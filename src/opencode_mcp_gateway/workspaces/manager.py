@@ -39,6 +39,7 @@ from .repos import Repos, Tree, check_ref_name, check_repository, clean_url, fil
 
 log = logging.getLogger(__name__)
 TRAILER = "Opencode-Task-Id"
+SETTLE_GRACE_SECONDS = 1.0  # an idle session's work is committed this long after the event
 
 
 @dataclass
@@ -222,19 +223,31 @@ class Workspaces:
 
     # -- background work ----------------------------------------------------------------------------
     async def watch(self, hub: EventHub) -> None:
-        """Settles every isolated session that goes idle, also when nobody waits for it."""
-        with hub.subscribe(None) as sub:
-            while True:
-                for event in await sub.next_batch(timeout=60):
-                    sid = (event.get("properties") or {}).get("sessionID")
-                    if event.get("type") != "session.idle" or not sid or sid in self._plain:
-                        continue
-                    try:
-                        record = await self.settle(sid)
-                        if record is None or not self._owns(record):
-                            self._plain[sid] = True
-                    except (OpenCodeError, RepositoryError) as exc:
-                        log.warning("could not commit the work of session %s: %s", sid, exc)
+        """Settles every isolated session that goes idle, also when nobody waits for it: a
+        moment later, so that its reads are not on the completion path of a caller waiting
+        for the task (whose read settles it first)."""
+        settling: set[str] = set()
+
+        async def settle_soon(sid: str) -> None:
+            await anyio.sleep(SETTLE_GRACE_SECONDS)
+            settling.discard(sid)
+            try:
+                record = await self.settle(sid)
+                if record is None or not self._owns(record):
+                    self._plain[sid] = True
+            except (OpenCodeError, RepositoryError) as exc:
+                log.warning("could not commit the work of session %s: %s", sid, exc)
+
+        async with anyio.create_task_group() as tg:
+            with hub.subscribe(None) as sub:
+                while True:
+                    for event in await sub.next_batch(timeout=60):
+                        sid = (event.get("properties") or {}).get("sessionID")
+                        if event.get("type") != "session.idle" or not sid or sid in self._plain:
+                            continue
+                        if sid not in settling:
+                            settling.add(sid)
+                            tg.start_soon(settle_soon, sid)
 
     async def janitor(self) -> None:
         ttl = self.settings.workspace_ttl_hours * 3600

@@ -83,6 +83,13 @@ class FakeOpenCode:
         self.messages_served: list[int] = []  # how many messages each GET …/message answered with
         self.down = False  # every request fails to connect (OpenCode is not running)
         self.stream_refused = False  # new event streams fail to connect
+        # OpenCode's first moments after a (re)start: it takes connections but never answers
+        # a request sent then (shared reference opencode-api.md, "Startup race").
+        self.starting = False
+        # A fresh instance stores a prompt's user message (and starts its turn) late: the next
+        # `prompt_lag` reads of that session's messages do not show it yet.
+        self.prompt_lag = 0
+        self._late: dict[str, list[Any]] = {}  # session id → [reads left, what storing does]
         self._scripts: deque[list[Step]] = deque()
         self._faults: list[Fault] = []
         self.events = EventStream(self.directory)
@@ -172,6 +179,8 @@ class FakeOpenCode:
         self.calls.append(route or f"{method} {path}")
         if self.down or (route == EVENT_ROUTE and self.stream_refused):
             raise httpx2.ConnectError("All connection attempts failed", request=request)
+        if self.starting:
+            await anyio.sleep_forever()
         for fault in self._faults:
             if fault.route == route and fault.times > 0:
                 fault.times -= 1
@@ -244,6 +253,12 @@ class FakeOpenCode:
     def _get_session_sid_message(self, sid: str, params: Json, **_: Any) -> httpx2.Response:
         if sid not in self.world.sessions:
             return _no_session(sid)
+        late = self._late.get(sid)
+        if late is not None:  # a prompt stored late (prompt_lag): it lands after a few reads
+            late[0] -= 1
+            if late[0] < 0:
+                del self._late[sid]
+                late[1]()
         response, served = list_messages(self.world.messages[sid], params)
         self.messages_served.append(served)
         return response
@@ -265,10 +280,17 @@ class FakeOpenCode:
             **{k: body[k] for k in ("format", "tools") if k in body},
         }
         parts = [{"id": new_id("prt"), "sessionID": sid, "messageID": user_id, **p} for p in body["parts"]]
-        self.world.messages[sid].append({"info": info, "parts": parts})
-        self._emit("message.updated", {"info": info}, directory)
         steps = self._scripts.popleft() if self._scripts else [Reply("Done.")]
-        self.world.start(Turn(sid, user_id, deque(steps), directory=directory))
+
+        def store() -> None:
+            self.world.messages[sid].append({"info": info, "parts": parts})
+            self._emit("message.updated", {"info": info}, directory)
+            self.world.start(Turn(sid, user_id, deque(steps), directory=directory))
+
+        if self.prompt_lag:
+            self._late[sid] = [self.prompt_lag, store]
+        else:
+            store()
         return httpx2.Response(204)
 
     def _get_session_sid_diff(self, sid: str, params: Json, **_: Any) -> httpx2.Response:
