@@ -16,7 +16,6 @@ from importlib.metadata import version
 from typing import Any
 
 from bench.profile import render as render_profile
-from bench.sandboxes import render as render_sandboxes
 from bench.scale import render as render_scale
 from opencode_mcp_gateway.opencode.pins import OPENCODE_VERSION
 from tests.support import call_counts
@@ -75,7 +74,6 @@ def render(results: dict[str, Any], size: str, seconds: float, args: str, before
         ("progress", _progress),
         ("cold_start", _cold_start),
         ("scale", lambda r: render_scale(r)),
-        ("sandboxes", render_sandboxes),
         ("profile", _profile),
     ]
     number = 0

@@ -29,7 +29,7 @@ from tests.support.client import data, mcp_session, script
 from tests.support.fake_llm import FakeLLM
 from tests.support.procs import REPO, Gateway, OpenCodeServer, free_port, opencode_binary
 
-SECTION = "## Sandboxes"  # numbered by bench/report.py
+SECTION = "## Sandboxes"  # its number is the one the report already gives it
 
 
 def rss_mib(pid: int) -> float:
