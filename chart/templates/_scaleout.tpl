@@ -41,8 +41,11 @@ listen, and the secrets they share (from the Secret, never in plain env). */}}
 - {name: GATEWAY_PEERS, value: {{ include "ocgw.peers" . | quote }}}
 - name: REQUEST_STATE_KEY
   valueFrom: {secretKeyRef: {name: {{ $secret }}, key: request-state-key}}
+{{- /* With sandboxes every new task runs in a sandbox pod: the pods' own OpenCodes are no pool. */}}
+{{- if not (include "ocgw.sandboxed" .) }}
 - {name: OPENCODE_WORKER_URL_TEMPLATE, value: {{ printf "http://%s:4096" (include "ocgw.podHost" (list . "{i}")) | quote }}}
 - {name: OPENCODE_WORKER_COUNT, value: {{ .Values.replicaCount | toString | quote }}}
+{{- end }}
 - {name: OPENCODE_LISTEN_HOST, value: {{ .Values.workers.listenHost | quote }}}
 {{- /* Stopping: SIGTERM comes to the gateway at once (no preStop hook in its container); it turns
 not ready, so every replica stops placing on this pod's worker, and keeps serving this long,

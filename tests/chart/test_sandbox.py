@@ -14,7 +14,7 @@ from opencode_mcp_gateway.fleet.sandboxes.kube_objects import PROBE_COMMAND, lab
 from opencode_mcp_gateway.fleet.sandboxes.runtime import SandboxSpec
 from tests.chart.test_chart import EVERYTHING, EXAMPLE, by_kind, helm, render, sets
 from tests.chart.test_scale_out import NAME, matches, validate_all
-from tests.chart.test_split_pod import containers
+from tests.chart.test_split_pod import containers, started_env
 from tests.support.restricted_v2 import restricted_v2_problems
 
 CALLER = {**EVERYTHING, "sandbox.scope": "caller", "sandbox.runtimeClassName": "gvisor"}
@@ -136,7 +136,10 @@ def test_the_gateway_accepts_the_sandbox_environment_the_chart_gives_it(values: 
     assert env["SANDBOX"] == "caller" and env["SANDBOX_RUNTIME"] == "kubernetes"
     assert env["SANDBOX_KUBE_IMAGE"] == gateway["image"]
     assert env["SANDBOX_KUBE_LLM_PROXY_URL"] == f"http://{NAME}-llm.opencode.svc.cluster.local:4097/v1"
-    settings = load_settings(_env_file=None, **{k.lower(): v for k, v in env.items()})
+    # The whole environment the container starts with (Secret references resolved): the sandbox
+    # settings are checked together with the rest (the model provider, no pool of workers).
+    settings = load_settings(_env_file=None, spawn_opencode=False, **started_env(docs, gateway, f"{NAME}-0"))
+    assert settings.sandboxed and settings.sandbox_runtime_kind == "kubernetes"
     assert settings.sandbox_kube_namespace == "opencode" and settings.sandbox_kube_prefix == NAME
     assert settings.sandbox_kube_runtime_class == "gvisor"
     assert settings.sandbox_kube_storage_size == "20Gi" and settings.sandbox_kube_storage_class == "fast"
