@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from ...config import Settings
 from ...opencode import EventHub, OpenCodeClient
@@ -59,20 +60,13 @@ def sandbox_llm_proxy(settings: Settings, keys: SandboxKeys) -> LLMProxy:
     reach; for sandbox pods on the pod network at LLM_PROXY_PORT (the chart's `<name>-llm`
     Service spreads them over the replicas, each of which computes every sandbox's token)."""
     key = settings.opencode_api_key.get_secret_value() if settings.opencode_api_key else ""
-    if settings.sandbox_runtime_kind == "kubernetes":
-        return LLMProxy(
-            settings.opencode_api_url or "",
-            key,
-            accepts=keys.accepts_llm_token,
-            host="0.0.0.0",  # the NetworkPolicy admits only sandbox pods to this port
-            port=settings.llm_proxy_port or KUBE_LLM_PROXY_PORT,
-        )
-    return LLMProxy(
-        settings.opencode_api_url or "",
-        key,
-        accepts=keys.accepts_llm_token,
-        unix_path=state_root(settings) / LLM_SOCKET,
+    listen: dict[str, Any] = (
+        # the NetworkPolicy admits only sandbox pods to this port
+        {"host": "0.0.0.0", "port": settings.llm_proxy_port or KUBE_LLM_PROXY_PORT}
+        if settings.sandbox_runtime_kind == "kubernetes"
+        else {"unix_path": state_root(settings) / LLM_SOCKET}
     )
+    return LLMProxy(settings.opencode_api_url or "", key, accepts=keys.accepts_llm_token, **listen)
 
 
 def build_manager(settings: Settings, runtime: SandboxRuntime, keys: SandboxKeys) -> SandboxManager:
