@@ -32,6 +32,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.support.threaded_http import serve, shut
+
 SCRIPT_MARK = "FAKE_SCRIPT:"
 
 
@@ -76,15 +78,11 @@ class FakeLLM:
         class Handler(_Handler):
             llm = fake
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve(Handler, host, port)
         return f"http://{host}:{self.server.server_address[1]}/v1"
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+        shut(self.server)
 
     # -- scripting --------------------------------------------------------------------
     def count_attempt(self, body: dict[str, Any]) -> int:

@@ -7,10 +7,11 @@ import base64
 import os
 import socket
 import subprocess
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from tests.support.threaded_http import serve, shut
 
 GIT_ENV = {
     "GIT_CONFIG_NOSYSTEM": "1",
@@ -49,15 +50,11 @@ class GitServer:
         class Handler(_CgiHandler):
             server_owner = owner
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve(Handler)
         return self
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+        shut(self.server)
 
     def create(self, name: str, files: dict[str, str], *, tag: str | None = None) -> str:
         """A bare repository `<name>.git` with one commit of `files` on main (and `tag` on it),

@@ -34,7 +34,6 @@ import subprocess
 import threading
 import time
 import uuid
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -43,6 +42,7 @@ import kubernetes_validate
 
 from tests.support.fake_llm import JSONHandler
 from tests.support.procs import opencode_binary
+from tests.support.threaded_http import serve, shut
 
 KUBERNETES = "1.33.0"
 KINDS = {"pods": "Pod", "persistentvolumeclaims": "PersistentVolumeClaim", "secrets": "Secret"}
@@ -69,9 +69,7 @@ class KubeAPI:
         class Handler(_Handler):
             kube = api
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve(Handler)
 
     @property
     def url(self) -> str:
@@ -118,8 +116,7 @@ class KubeAPI:
             pods = [obj for (plural, _), obj in self.objects.items() if plural == "pods"]
         for pod in pods:
             self._stop_container(pod, grace=5)
-        self.server.shutdown()
-        self.server.server_close()
+        shut(self.server)
 
     # -- RBAC ----------------------------------------------------------------------------
     def allowed(self, verb: str, plural: str) -> bool:

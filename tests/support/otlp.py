@@ -13,6 +13,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from tests.support.threaded_http import serve, shut
+
 
 @dataclass
 class ReceivedSpan:
@@ -53,9 +55,7 @@ class OtlpReceiver:
                 self.end_headers()
                 self.wfile.write(reply)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve(Handler)
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def add(self, request: ExportTraceServiceRequest) -> None:
@@ -82,9 +82,7 @@ class OtlpReceiver:
             return [s for s in self.spans if s.trace_id == trace_id]
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+        shut(self.server)
 
 
 def _value(value: Any) -> Any:

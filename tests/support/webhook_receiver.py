@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.support.threaded_http import serve, shut
+
 
 @dataclass
 class Script:
@@ -65,15 +67,11 @@ class WebhookReceiver:
         class Handler(_Handler):
             owner = receiver
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve(Handler)
         return self
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+        shut(self.server)
 
     def script(self, path: str, **how: Any) -> str:
         """Scripts `path`; returns its full URL."""
