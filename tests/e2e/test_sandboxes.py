@@ -158,19 +158,16 @@ def assert_nothing_reached(output: str, target: str, plan: str, notes: str) -> N
     assert plan not in output, output  # her prompt, through no port with no password
 
 
-async def test_one_callers_agent_cannot_reach_anothers_work(per_caller: Gateway, world: World) -> None:
+async def alice_writes_notes(gateway: Gateway, say: str, **args: Any) -> tuple[dict[str, Any], str, str]:
+    """Alice's task: a private plan in its prompt (`say` + the plan), a file of notes in its
+    directory. Returns the task's result, the plan and the notes."""
     plan, notes = f"PLAN-{uuid.uuid4().hex}", f"NOTES{uuid.uuid4().hex}"
-    alice = await run(
-        per_caller,
-        "alice",
-        prompt=script(
-            {"tool": "write", "args": {"filePath": "notes.txt", "content": notes + "\n"}},
-            {"text": "noted"},
-            say=f"My private plan {plan}",
-        ),
-        directory="alice",
-        isolate=True,
-    )
+    steps = ({"tool": "write", "args": {"filePath": "notes.txt", "content": notes + "\n"}}, {"text": "noted"})
+    return await run(gateway, "alice", prompt=script(*steps, say=f"{say} {plan}"), **args), plan, notes
+
+
+async def test_one_callers_agent_cannot_reach_anothers_work(per_caller: Gateway, world: World) -> None:
+    alice, plan, notes = await alice_writes_notes(per_caller, "My private plan", directory="alice", isolate=True)
     assert alice["status"] == "completed", alice
     worktree = alice["workspace"]["directory"]
     assert Path(worktree, "notes.txt").read_text().strip() == notes
@@ -234,16 +231,7 @@ echo "== end"
 
 
 async def test_two_tasks_of_one_caller_and_a_follow_up_after_idle(per_task: Gateway, world: World) -> None:
-    plan, notes = f"PLAN-{uuid.uuid4().hex}", f"NOTES{uuid.uuid4().hex}"
-    first = await run(
-        per_task,
-        "alice",
-        prompt=script(
-            {"tool": "write", "args": {"filePath": "notes.txt", "content": notes + "\n"}},
-            {"text": "noted"},
-            say=f"First task {plan}",
-        ),
-    )
+    first, plan, notes = await alice_writes_notes(per_task, "First task")
     assert first["status"] == "completed", first
     target = first["directory"]
     second = await run(per_task, "alice", prompt=script(bash(probe(target, notes, world)), {"text": "looked"}))
