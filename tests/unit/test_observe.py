@@ -45,7 +45,7 @@ def tool_call(name: str, arguments: dict[str, Any], who: Identity | None) -> Ser
         "method": "POST",
         "path": "/mcp",
         "headers": [(b"mcp-session-id", b"sess-1")],
-        "state": {logs.REQUEST_ID_KEY: "req-1"},
+        "state": {logs.REQUEST_ID_KEY: "req-1", logs.SESSION_ID_KEY: "sess-1"},  # as RequestIds leaves them
     }
     if who is not None:
         set_identity(scope, who)

@@ -35,6 +35,7 @@ _CONTEXT = (request_id, mcp_session_id, task_id, identity, tool)
 # Fields a record may add with `extra=` (the per-call line); nothing else leaves the process.
 _EXTRA_FIELDS = ("outcome", "duration_ms", "status", "worker", "error")
 REQUEST_ID_KEY = "request_id"
+SESSION_ID_KEY = "mcp_session_id"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -111,7 +112,8 @@ class RequestIds:
         session = headers.get("mcp-session-id")
         session = session if session and len(session) <= 128 and session.isprintable() else None
 
-        scope.setdefault("state", {})[REQUEST_ID_KEY] = rid  # a tool call may run in another task: see ids_of
+        state = scope.setdefault("state", {})  # a tool call may run in another task: see ids_of
+        state[REQUEST_ID_KEY], state[SESSION_ID_KEY] = rid, session
 
         async def send_with_id(message: Any) -> None:
             if message["type"] == "http.response.start":
@@ -133,8 +135,8 @@ def ids_of(request: Any) -> dict[str, str | None]:
     scope = getattr(request, "scope", None)
     if not isinstance(scope, dict):
         return {}
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-    return {"request_id": scope.get("state", {}).get(REQUEST_ID_KEY), "mcp_session_id": headers.get("mcp-session-id")}
+    state = scope.get("state", {})  # RequestIds read the headers once, for the whole request
+    return {"request_id": state.get(REQUEST_ID_KEY), "mcp_session_id": state.get(SESSION_ID_KEY)}
 
 
 def elapsed_ms(started: float) -> float:
