@@ -4,7 +4,8 @@
 the concurrent MCP clients; they connect, report ready, and start together on a word from
 here. It returns calls/s over the common wall time, latencies, errors, refusals (429: the
 session quota doing its job, not an error) and, given the server's pid, the server's CPU time
-per call (from /proc), optionally with a py-spy profile of the server while it runs.
+per call (from /proc), the clients' own CPU per call and, given the pid of what the server
+calls (OpenCode), that process's CPU per call, optionally with a py-spy profile of the server while it runs.
 
 Two shapes: `calls` (each client opens a session first, then makes its calls one after the
 other) and `sessions` (on the word, each client opens a session and makes one call).
@@ -48,6 +49,7 @@ def run_load(
     shape: str = "calls",
     processes: int = 2,
     server_pid: int | None = None,
+    behind_pid: int | None = None,
     profile: Path | None = None,
 ) -> dict[str, Any]:
     """Blocking (it runs processes): call it in a worker thread from async code."""
@@ -77,12 +79,14 @@ def run_load(
         )
         time.sleep(1.0)  # py-spy attaches
     cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
+    behind_before = cpu_seconds(behind_pid) if behind_pid else 0.0
     for proc in procs:
         assert proc.stdin is not None
         proc.stdin.write("go\n")
         proc.stdin.flush()
     outputs = [json.loads(proc.communicate()[0].strip().splitlines()[-1]) for proc in procs]
     cpu = cpu_seconds(server_pid) - cpu_before if server_pid else 0.0
+    behind = cpu_seconds(behind_pid) - behind_before if behind_pid else 0.0
     if spy is not None:
         spy.send_signal(2)  # SIGINT: py-spy writes what it sampled
         spy.wait(timeout=60)
@@ -99,6 +103,9 @@ def run_load(
         "errors": sum(out["errors"] for out in outputs),
         "refused": sum(out["refused"] for out in outputs),
         "cpu_ms_per_call": cpu * 1000 / done if done and server_pid else None,
+        # the whole machine's share of a call: the clients' and what the server calls (OpenCode)
+        "client_cpu_ms_per_call": sum(out["cpu"] for out in outputs) * 1000 / done if done else None,
+        "behind_cpu_ms_per_call": behind * 1000 / done if done and behind_pid else None,
     }
 
 
@@ -144,8 +151,10 @@ async def _client_process(url: str, tool: str, arguments: dict[str, Any], client
         print("ready", flush=True)
         await anyio.to_thread.run_sync(sys.stdin.readline)
         result["start"] = time.time()
+        cpu_start = time.process_time()
         go.set()
     result["end"] = time.time()
+    result["cpu"] = time.process_time() - cpu_start
     print(json.dumps(result), flush=True)
 
 

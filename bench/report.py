@@ -214,6 +214,34 @@ def _throughput(rows: list[dict[str, Any]]) -> list[str]:
             f"{ms(g['p50'])} / {ms(g['p99'])} | {sum(r['gateway']['errors'] for r in runs)} | "
             f"{target(median(ratios) >= TARGETS['throughput'])} |"
         )
+    return [*lines, "", *_machine_cpu(rows)]
+
+
+def _machine_cpu(rows: list[dict[str, Any]]) -> list[str]:
+    """On a machine whose cores the clients, the server and OpenCode share, calls/s follow the
+    CPU all of them spend per call: the split says how much of a gateway call is OpenCode's."""
+    shown = [(row["clients"], nearest(row["runs"])) for row in rows]
+    shown = [(n, mid) for n, mid in shown if mid["gateway"].get("behind_cpu_ms_per_call") is not None]
+    if not shown:
+        return []
+    lines = [
+        "Where the machine's CPU went per call, in the run shown (user + system time of each process over "
+        "the run, divided by the calls). With every process on the same 2 cores, echo's total over the "
+        "gateway's is about the calls/s ratio such a machine allows; OpenCode's own share of a `health_check` "
+        "counts against the gateway in it.",
+        "",
+        "| clients | echo: server + clients = total ms | gateway: server + OpenCode + clients = total ms "
+        "| totals' ratio (echo / gateway) |",
+        "|---|---|---|---|",
+    ]
+    for clients, mid in shown:
+        e, g = mid["echo"], mid["gateway"]
+        echo_total = e["cpu_ms_per_call"] + e["client_cpu_ms_per_call"]
+        parts = (g["cpu_ms_per_call"], g["behind_cpu_ms_per_call"], g["client_cpu_ms_per_call"])
+        lines.append(
+            f"| {clients} | {e['cpu_ms_per_call']:.2f} + {e['client_cpu_ms_per_call']:.2f} = {echo_total:.2f} | "
+            f"{' + '.join(f'{x:.2f}' for x in parts)} = {sum(parts):.2f} | {echo_total / sum(parts):.2f} |"
+        )
     return [*lines, ""]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -96,8 +97,17 @@ def rss_mib(pid: int) -> float:
 
 
 class Bench:
-    def __init__(self, size: str, root: Path, sections: tuple[str, ...] = SECTIONS, *, profile: bool = False) -> None:
+    def __init__(
+        self,
+        size: str,
+        root: Path,
+        sections: tuple[str, ...] = SECTIONS,
+        *,
+        profile: bool = False,
+        gateway_src: Path | None = None,
+    ) -> None:
         self.size = size
+        self.gateway_src = gateway_src
         self.n = SIZES[size]
         self.root = root
         self.sections = sections
@@ -109,7 +119,9 @@ class Bench:
         self.llm.url = self.llm.start()  # type: ignore[attr-defined]
         self.opencode = OpenCodeServer(self.root / "opencode", self.llm.url).start()  # type: ignore[attr-defined]
         env = {"OPENCODE_BASE_URL": self.opencode.url, "LOG_LEVEL": "WARNING"}
-        self.gateway = Gateway(self.root / "gw", {**env, "MAX_SESSIONS_PER_CLIENT": BENCH_SESSION_QUOTA})
+        # --gateway-src: another checkout's gateway (an earlier commit's, for a before/after table)
+        theirs = {"PYTHONPATH": str(self.gateway_src)} if self.gateway_src else {}
+        self.gateway = Gateway(self.root / "gw", {**env, "MAX_SESSIONS_PER_CLIENT": BENCH_SESSION_QUOTA, **theirs})
         self.gateway.start()
         self.echo = self._start_echo()
         self.http = httpx2.AsyncClient(base_url=self.opencode.url, timeout=60)
@@ -186,10 +198,16 @@ class Bench:
                 "direct health_check": lambda: get("/global/health"),
             }
             samples: dict[str, list[float]] = {kind: [] for kind in kinds}
+            order, shuffle = list(kinds), random.Random(23).shuffle
             for i in range(n + 5):
-                for kind, call in kinds.items():
+                # A call right after another to OpenCode finds it awake and answers faster than
+                # one after a pause (~1.2 vs ~2.5 ms here): in a fixed order the direct calls
+                # followed each other and made a floor no gateway call could see. Shuffled, every
+                # kind follows every other alike.
+                shuffle(order)
+                for kind in order:
                     started = time.perf_counter()
-                    await call()
+                    await kinds[kind]()
                     if i >= 5:  # warm-up
                         samples[kind].append(time.perf_counter() - started)
         sdk_floor = samples["echo"]
@@ -309,6 +327,7 @@ class Bench:
                 calls=calls,
                 shape=shape,
                 server_pid=self._gateway_pid(),
+                behind_pid=self._opencode_pid(),
                 profile=profile,
             )
         )
@@ -371,6 +390,10 @@ class Bench:
             "errors": errors,
             "gateway_rss_mib": rss_mib(self._gateway_pid()),
         }
+
+    def _opencode_pid(self) -> int:
+        assert self.opencode.proc is not None, "OpenCode is running"
+        return self.opencode.proc.pid
 
     def _gateway_pid(self) -> int:
         assert self.gateway.proc is not None, "the gateway is running"
@@ -504,6 +527,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, help="runs of each side-by-side measurement (full: 3)")
     parser.add_argument("--profile", action="store_true", help="py-spy the gateway during the throughput runs")
     parser.add_argument("--before", type=Path, help="an earlier run's benchmarks.json: add a before/after table")
+    parser.add_argument(
+        "--gateway-src",
+        type=Path,
+        help="measure the gateway in another checkout's src/ (e.g. a worktree of an earlier commit): "
+        "overhead, completion, progress, throughput and sessions only",
+    )
     parser.add_argument("--out", type=Path, default=REPO / ".bench", help="where --only and --smoke write")
     args = parser.parse_args()
     size = "smoke" if args.smoke else "full"
@@ -514,7 +543,8 @@ def main() -> None:
     args.out.mkdir(exist_ok=True)
     PARTIAL[0] = args.out / "partial.json"
     with tempfile.TemporaryDirectory(prefix="ocgw-bench-") as tmp:
-        results = anyio.run(Bench(size, Path(tmp), sections, profile=args.profile).run)
+        bench = Bench(size, Path(tmp), sections, profile=args.profile, gateway_src=args.gateway_src)
+        results = anyio.run(bench.run)
     results["load_average"] = [load, os.getloadavg()[0]]
     before = json.loads(args.before.read_text()) if args.before else None
     report = render(results, size, time.perf_counter() - started, " ".join(sys.argv[1:]), before)
