@@ -310,8 +310,9 @@ def _profile(profiles: dict[str, Any]) -> list[str]:
     lines = [
         "## Where a call's CPU goes (py-spy, under load)",
         "",
-        "The gateway sampled with py-spy (200 Hz) during the first throughput run at each client count "
-        "(`--profile`). Sampling itself costs the gateway some CPU, so compare these figures with each other "
+        "The gateway sampled with py-spy (200 Hz) during an extra throughput run at each client count "
+        "(`--profile`; that run counts in no ratio, py-spy takes CPU from the cores the others share). "
+        "Sampling itself costs the gateway some CPU, so compare these figures with each other "
         "and with an earlier run's (the before/after table, with `--before`), not with the throughput table. "
         "The leaf frame's package says where the CPU was spent; a named frame counts everything below it.",
         "",

@@ -293,13 +293,15 @@ class Bench:
         echo floor's, side by side, `repeat` times; the gateway's and echo's CPU per call."""
         rows = []
         for clients in self.n["clients"]:
+            calls = self.n["load_calls"] // clients
+            if self.profile:  # a run of its own: py-spy takes CPU from the 2 cores the ratio shares
+                profile = self.root / f"profile-{clients}.txt"
+                _, gateway = await self._side_by_side(clients, calls, "calls", profile)
+                self.results.setdefault("profile", {})[str(clients)] = summarize(profile, gateway["calls"], 200)
             runs = []
-            for rep in range(self.n["repeat"]):
-                profile = self.root / f"profile-{clients}.txt" if self.profile and rep == 0 else None
-                echo, gateway = await self._side_by_side(clients, self.n["load_calls"] // clients, "calls", profile)
+            for _ in range(self.n["repeat"]):
+                echo, gateway = await self._side_by_side(clients, calls, "calls")
                 runs.append({"echo": echo, "gateway": gateway, "ratio": gateway["calls_per_s"] / echo["calls_per_s"]})
-                if profile is not None:
-                    self.results.setdefault("profile", {})[str(clients)] = summarize(profile, gateway["calls"], 200)
             rows.append({"clients": clients, "runs": runs})
         self.results["throughput"] = rows
 
