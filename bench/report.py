@@ -50,6 +50,19 @@ def kept(text: str) -> str:
     return text[text.index(call_counts.HEADING) :] if call_counts.HEADING in text else ""
 
 
+def _machine(load: list[float]) -> str:
+    cores = os.cpu_count() or 1
+    if load[0] < 0.5 * cores:  # what the bench's own processes add shows in the figure at the end
+        return (
+            f"**A quiet machine**: load average {load[0]:.1f} at the start, {load[1]:.1f} at the end (the "
+            f"bench's own processes) on {cores} cores; a virtual machine's timing still moves between runs."
+        )
+    return (
+        f"**A shared machine**: other jobs ran beside the bench (load average {load[0]:.1f} at the start, "
+        f"{load[1]:.1f} at the end, on {cores} cores), so absolute times are noisy."
+    )
+
+
 def render(results: dict[str, Any], size: str, seconds: float, args: str, before: dict[str, Any] | None = None) -> str:
     load = results.get("load_average", [0.0, 0.0])
     lines = [
@@ -58,12 +71,13 @@ def render(results: dict[str, Any], size: str, seconds: float, args: str, before
         f"Measured {time.strftime('%Y-%m-%d')} with `make bench` ({size} size{', ' + args if args else ''}; "
         f"{seconds:.0f} s) on {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}, "
         f"mcp {version('mcp')}, opencode {OPENCODE_VERSION}, fake LLM answering at once.",
-        f"**A shared machine**: other jobs ran beside the bench (load average {load[0]:.1f} at the start, "
-        f"{load[1]:.1f} at the end, on {os.cpu_count()} cores), so absolute times are noisy. Every target is a "
-        "ratio to a floor measured side by side in the same run; each side-by-side measurement ran "
-        "several times and the spread of its ratio is shown.",
+        _machine(load),
+        "Every target is a ratio to a floor measured side by side in the same run; each side-by-side "
+        "measurement ran several times and the spread of its ratio is shown.",
         "Re-run: `make bench` (writes this file; `.venv/bin/python -m bench.run --only throughput,sessions "
-        "--profile` runs some sections into `.bench/`; `make bench-smoke` runs tiny sizes).",
+        "--profile` runs some sections into `.bench/`; `--gateway-src OTHER/src --out DIR` measures another "
+        "checkout's gateway, and `--before DIR/benchmarks.json` compares with it; `make bench-smoke` runs "
+        "tiny sizes).",
         "",
     ]
     parts: list[tuple[str, Callable[[Any], list[str]]]] = [
@@ -325,7 +339,7 @@ def _profile(profiles: dict[str, Any]) -> list[str]:
 BEFORE_AFTER = [
     "",
     "The same bench (`--before FILE` renders this table from an earlier run's JSON) on the gateway before "
-    "issue #23's changes and after them, each in a run of its own on the same shared machine; each ratio "
+    "issue #23's changes and after them, each in a run of its own on the same machine; each ratio "
     "is to a floor measured side by side within its own run.",
 ]
 READING = [
