@@ -240,7 +240,7 @@ def _machine_cpu(rows: list[dict[str, Any]]) -> list[str]:
         return []
     lines = [
         "Where the machine's CPU went per call, in the run shown (user + system time of each process over "
-        "the run, divided by the calls). With every process on the same 2 cores, echo's total over the "
+        f"the run, divided by the calls). With every process on the same {os.cpu_count()} cores, echo's total over the "
         "gateway's is about the calls/s ratio such a machine allows; OpenCode's own share of a `health_check` "
         "counts against the gateway in it.",
         "",

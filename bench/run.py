@@ -69,7 +69,10 @@ SIZES: dict[str, Size] = {
         "repeat": 3,
     },
 }
-SECTIONS = ("overhead", "completion", "progress", "throughput", "sessions", "held", "cold_start", "scale", "sandboxes")
+# The sections measured on the bench's own gateway (the one --gateway-src replaces); the others
+# start gateways of their own from this checkout.
+OWN_GATEWAY = ("overhead", "completion", "progress", "throughput", "sessions", "held")
+SECTIONS = (*OWN_GATEWAY, "cold_start", "scale", "sandboxes")
 # The session quota is the gateway's defence against one client hoarding sessions; the bench
 # is one client (one address) holding up to 200 on purpose, so its gateway allows that.
 BENCH_SESSION_QUOTA = "500"
@@ -126,7 +129,7 @@ class Bench:
         self.echo = self._start_echo()
         self.http = httpx2.AsyncClient(base_url=self.opencode.url, timeout=60)
         try:
-            for name in ("overhead", "completion", "progress", "throughput", "sessions", "held"):
+            for name in OWN_GATEWAY:
                 if name in self.sections:
                     await getattr(self, "progress_delay" if name == "progress" else name)()
                     PARTIAL[0].write_text(json.dumps(self.results))  # what a crash would lose
@@ -296,7 +299,7 @@ class Bench:
             calls = self.n["load_calls"] // clients
             if self.profile:  # a run of its own: py-spy takes CPU from the 2 cores the ratio shares
                 profile = self.root / f"profile-{clients}.txt"
-                _, gateway = await self._side_by_side(clients, calls, "calls", profile)
+                gateway = await self._gateway_load(clients, calls, "calls", profile)
                 self.results.setdefault("profile", {})[str(clients)] = summarize(profile, gateway["calls"], 200)
             runs = []
             for _ in range(self.n["repeat"]):
@@ -305,9 +308,7 @@ class Bench:
             rows.append({"clients": clients, "runs": runs})
         self.results["throughput"] = rows
 
-    async def _side_by_side(
-        self, clients: int, calls: int, shape: str, profile: Path | None = None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    async def _side_by_side(self, clients: int, calls: int, shape: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """The same load on echo, then on the gateway's health_check."""
         echo = await anyio.to_thread.run_sync(
             lambda: run_load(
@@ -320,7 +321,10 @@ class Bench:
                 server_pid=self.echo.pid,
             )
         )
-        gateway = await anyio.to_thread.run_sync(
+        return echo, await self._gateway_load(clients, calls, shape)
+
+    async def _gateway_load(self, clients: int, calls: int, shape: str, profile: Path | None = None) -> dict[str, Any]:
+        return await anyio.to_thread.run_sync(
             lambda: run_load(
                 self.gateway.mcp_url,
                 "health_check",
@@ -333,7 +337,6 @@ class Bench:
                 profile=profile,
             )
         )
-        return echo, gateway
 
     # 4 -------------------------------------------------------------------------------
     async def sessions(self) -> None:
@@ -532,13 +535,15 @@ def main() -> None:
     parser.add_argument(
         "--gateway-src",
         type=Path,
-        help="measure the gateway in another checkout's src/ (e.g. a worktree of an earlier commit): "
-        "overhead, completion, progress, throughput and sessions only",
+        help="measure the gateway in another checkout's src/ (e.g. a worktree of an earlier commit); "
+        f"with --only, a subset of {','.join(OWN_GATEWAY)}",
     )
     parser.add_argument("--out", type=Path, default=REPO / ".bench", help="where --only and --smoke write")
     args = parser.parse_args()
     size = "smoke" if args.smoke else "full"
     sections = tuple(args.only.split(",")) if args.only else SECTIONS
+    if args.gateway_src and (others := [s for s in sections if s not in OWN_GATEWAY]):
+        parser.error(f"--gateway-src measures only {','.join(OWN_GATEWAY)}; leave out {','.join(others)} with --only")
     if args.repeat:
         SIZES[size]["repeat"] = args.repeat
     started, load = time.perf_counter(), os.getloadavg()[0]

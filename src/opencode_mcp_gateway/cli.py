@@ -184,7 +184,7 @@ def _serve(settings: Settings, app: Any, stop_tracing: Callable[[], None]) -> No
     )
     # Everything imported and built so far lives as long as the process: freezing it keeps the
     # collector from walking those ~100k objects again at every full collection (a 70 ms pause
-    # each, 0.4 ms a call under load; docs/benchmarks.md "Where a call's CPU goes").
+    # each, 0.4 ms a call under load; docs/design.md "The cost of a call").
     gc.collect()
     gc.freeze()
     try:
