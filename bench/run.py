@@ -324,7 +324,8 @@ class Bench:
         return echo, await self._gateway_load(clients, calls, shape)
 
     async def _gateway_load(self, clients: int, calls: int, shape: str, profile: Path | None = None) -> dict[str, Any]:
-        return await anyio.to_thread.run_sync(
+        before = self._opencode_requests()
+        load = await anyio.to_thread.run_sync(
             lambda: run_load(
                 self.gateway.mcp_url,
                 "health_check",
@@ -337,6 +338,15 @@ class Bench:
                 profile=profile,
             )
         )
+        # Concurrent health checks share a read in flight: how many reads the calls cost
+        load["opencode_requests_per_call"] = (self._opencode_requests() - before) / max(load["calls"], 1)
+        return load
+
+    def _opencode_requests(self) -> float:
+        """HTTP calls the gateway made to OpenCode so far, from its own /metrics."""
+        text = httpx2.get(self.gateway.url + "/metrics", timeout=10).text
+        counted = "ocgw_opencode_request_duration_seconds_count"
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(counted))
 
     # 4 -------------------------------------------------------------------------------
     async def sessions(self) -> None:

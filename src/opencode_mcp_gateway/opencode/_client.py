@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import httpx2
 
 from ..observability import metrics, tracing
+from ..primitives import SingleFlight
 from ._errors import (
     OpenCodeAuthError,
     OpenCodeNotAPI,
@@ -73,6 +74,9 @@ class OpenCodeClient:
             timeout=httpx2.Timeout(5.0, read=15.0), transport=over(stream_limits), **common
         )
         self._walk = MessageWalk()
+        # Many agents poll health at once: those asking while a health read is on its way share
+        # it (one GET instead of one each; OpenCode spends 1-3 ms of CPU on every GET).
+        self._health_read: SingleFlight[Health] = SingleFlight()
         self.versions = VersionGate(self.health)
 
     async def aclose(self) -> None:
@@ -147,7 +151,7 @@ class OpenCodeClient:
         async def get(path: str) -> Any:
             return await self._request("GET", path, timeout=timeout)
 
-        return await detect(get, self.display_url)
+        return await self._health_read(lambda: detect(get, self.display_url))
 
     async def tool_ids(self) -> list[str]:
         """The tools OpenCode offers its agents (built-in and plugins')."""
