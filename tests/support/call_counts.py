@@ -82,6 +82,18 @@ async def _run_follow_up(gw: InMemoryGateway, c: mcp.Client, counted: Counted) -
         await c.call_tool("run_coding_task", {"prompt": "And now?", "task_id": first["task_id"]})
 
 
+@situation("run_coding_task: new task that ends while the call waits")
+async def _run_waited(gw: InMemoryGateway, c: mcp.Client, counted: Counted) -> None:
+    async with counted(), anyio.create_task_group() as tg:
+        since = len(gw.fake.calls)
+        gw.fake.queue(Hold(), Reply("Done."))
+        tg.start_soon(finished, c, gw)
+        # the call has read the task (still running) and follows its events: let the model answer
+        await gw.fake.until(lambda: gw.fake.counts(since)["GET /session/{sid}/message"])
+        held = await gw.fake.until(lambda: next((s for s, t in gw.fake.world.turns.items() if t.waiting == "hold"), None))
+        gw.fake.resume(held)
+
+
 @situation("run_coding_task_async: new task")
 async def _run_async(gw: InMemoryGateway, c: mcp.Client, counted: Counted) -> None:
     async with counted():

@@ -25,7 +25,7 @@ class TaskControl:
         self.reader = reader
 
     async def abort(self, tid: TaskId, waiter: TaskWaiter) -> AbortView:
-        view, _, tid = await self.reader.read(tid, with_files=False)
+        view, _, tid, _ = await self.reader.read(tid, with_files=False)
         if view.status in TERMINAL:
             return AbortView(
                 task_id=view.task_id,
@@ -60,7 +60,7 @@ class TaskControl:
         answers: list[list[str]] | None,
         message: str | None,
     ) -> RespondView:
-        view, _, tid = await self.reader.read(tid, with_files=False)
+        view, _, tid, _ = await self.reader.read(tid, with_files=False)
         request = next((p for p in view.pending if p.id == request_id), None)
         if request is None:
             open_ids = ", ".join(p.id for p in view.pending) or "none"

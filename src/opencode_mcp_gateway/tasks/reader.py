@@ -60,6 +60,7 @@ class Reading(NamedTuple):
     view: TaskView
     state: TurnState
     tid: TaskId
+    messages: list[Message]  # the session's messages the state was derived from
 
 
 class TaskReader:
@@ -79,11 +80,13 @@ class TaskReader:
         self.broker = broker
         self.workspaces = workspaces
 
-    async def resolve(self, tid: TaskId, *, history: bool = False) -> Turn:
+    async def resolve(self, tid: TaskId, *, history: bool = False, known: list[Message] | None = None) -> Turn:
         """A bare session id means the session's newest task. `history`: the turn's
-        messages and every earlier one (else the turn's own may be all that is read)."""
+        messages and every earlier one (else the turn's own may be all that is read).
+        `known`: the session's messages as its events told them (transcript.py), read only
+        if the turn is not among them."""
         session = await self.sessions.get(tid.session_id)
-        messages = await self.turn_messages(tid, whole=history)
+        messages = known if known is not None else await self.turn_messages(tid, whole=history)
         user = find_user_message(messages, tid.message_id)
         if user is None or (user.info.unreadable and not shaping.has_record(session, user.info.id)):
             # Another replica may have sent a turn with a schema since this session was read:
@@ -114,12 +117,18 @@ class TaskReader:
     async def view(self, tid: TaskId, *, with_files: bool = True) -> TaskView:
         return (await self.read(tid, with_files=with_files)).view
 
-    async def read(self, tid: TaskId, *, with_files: bool, idle: bool = False) -> Reading:
-        """`idle`: a `session.idle` event was the session's latest news, so its status is known."""
-        turn = await self.resolve(tid)
+    async def read(
+        self, tid: TaskId, *, with_files: bool, idle: bool = False, known: list[Message] | None = None
+    ) -> Reading:
+        """`idle`: a `session.idle` event was the session's latest news, so its status is known.
+        `known`: the session's messages as its events told them, instead of reading them."""
+        turn = await self.resolve(tid, known=known)
         tid = turn.tid
         directory = turn.session.directory
         state = await self._derive(turn, idle=idle)
+        if known is not None and state.suspect_interrupted:  # the events left the end untold: ask
+            turn.messages = await self.turn_messages(tid)
+            state = await self._derive(turn, idle=idle)
         for _ in range(CONFIRM_READS):
             if not state.suspect_interrupted:
                 break
@@ -141,7 +150,7 @@ class TaskReader:
         view = self._assemble(tid, turn.session, state, pending, files)
         view.read_only = shaping.facts(turn.session, turn.user).read_only
         view.workspace = WorkspaceView.model_validate(asdict(record)) if record else None
-        return Reading(view, state, tid)
+        return Reading(view, state, tid, turn.messages)
 
     async def _derive(self, turn: Turn, *, idle: bool = False) -> TurnState:
         statuses = {} if idle else await self.client.session_status(turn.session.directory)

@@ -10,11 +10,12 @@ from collections.abc import Awaitable, Callable
 import anyio
 
 from ..config import Settings
-from ..opencode import Event, EventHub, OpenCodeUnavailable
+from ..opencode import Event, EventHub, Message, OpenCodeUnavailable
 from .errors import TaskError
 from .ids import TaskId
 from .progress import ProgressNarrator
 from .reader import Reading, TaskReader
+from .transcript import Transcript
 from .views import PendingRequest, TaskView
 
 Reporter = Callable[[str], Awaitable[None]]
@@ -91,7 +92,8 @@ class TaskWaiter:
         narrator = ProgressNarrator(str(tid))
         asked: set[str] = set()
         with self.hub.subscribe(tid.session_id) as sub:
-            view, state, resolved = await self._read_patiently(tid, idle=False)
+            view, state, resolved, messages = await self._read_patiently(tid, idle=False)
+            transcript = Transcript(messages)
             last_report = time.monotonic()
             if report:
                 await report(narrator.last_line)
@@ -104,7 +106,8 @@ class TaskWaiter:
                         asked.add(request.id)
                         await self._ask(tid, request, ask, report)
                     if fresh:
-                        view, state, resolved = await self._read_patiently(tid, idle=False)
+                        view, state, resolved, messages = await self._read_patiently(tid, idle=False)
+                        transcript = Transcript(messages)
                         continue
                 now = time.monotonic()
                 if now >= deadline:
@@ -115,6 +118,7 @@ class TaskWaiter:
                 batch = await sub.next_batch(wait_for)
                 changed = not batch or not self.hub.connected
                 for event in batch:
+                    transcript.feed(event)
                     line = narrator.feed(event)
                     if line and report:
                         await report(line)
@@ -124,7 +128,12 @@ class TaskWaiter:
                     await report(narrator.keepalive(time.monotonic() - started))
                     last_report = time.monotonic()
                 if changed:
-                    view, state, resolved = await self._read_patiently(tid, idle=ends_idle(batch))
+                    # The events told every change of the messages: they need no read
+                    known = transcript.messages() if self.hub.connected else None
+                    view, state, resolved, messages = await self._read_patiently(
+                        tid, idle=ends_idle(batch), known=known
+                    )
+                    transcript = Transcript(messages)
         if view.status != "running" and (state.touched_files or view.workspace):
             # the state is fresh: only the changed files are still missing
             view.files_changed = await self.reader.files_changed(resolved)
@@ -140,7 +149,7 @@ class TaskWaiter:
         except TaskError:
             pass  # answered elsewhere meanwhile (respond_to_task, input timeout)
 
-    async def _read_patiently(self, tid: TaskId, *, idle: bool) -> Reading:
+    async def _read_patiently(self, tid: TaskId, *, idle: bool, known: list[Message] | None = None) -> Reading:
         """A waiting call rides out a short OpenCode outage (a restart takes seconds)."""
         deadline = time.monotonic() + OUTAGE_PATIENCE
         while True:
@@ -148,7 +157,7 @@ class TaskWaiter:
                 # A restarting OpenCode accepts connections before it can answer them, and such
                 # a request hangs: cap each read and try again rather than wait out the timeout.
                 with anyio.fail_after(STATE_READ_TIMEOUT):
-                    return await self.reader.read(tid, with_files=False, idle=idle)
+                    return await self.reader.read(tid, with_files=False, idle=idle, known=known)
             except (OpenCodeUnavailable, TimeoutError) as exc:
                 if time.monotonic() >= deadline:
                     raise OpenCodeUnavailable(f"OpenCode did not answer for {OUTAGE_PATIENCE:g}s ({exc})") from exc
