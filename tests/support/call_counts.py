@@ -90,8 +90,8 @@ async def _run_waited(gw: InMemoryGateway, c: mcp.Client, counted: Counted) -> N
         tg.start_soon(finished, c, gw)
         # the call has read the task (still running) and follows its events: let the model answer
         await gw.fake.until(lambda: gw.fake.counts(since)["GET /session/{sid}/message"])
-        held = await gw.fake.until(lambda: next((s for s, t in gw.fake.world.turns.items() if t.waiting == "hold"), None))
-        gw.fake.resume(held)
+        turns = gw.fake.world.turns
+        gw.fake.resume(await gw.fake.until(lambda: next((s for s, t in turns.items() if t.waiting == "hold"), None)))
 
 
 @situation("run_coding_task_async: new task")
