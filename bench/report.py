@@ -182,6 +182,30 @@ def _overhead(o: dict[str, Any]) -> list[str]:
             f"{ms(b['p50'])} / {ms(b['p99'])} | {row['ratio_p50']:.2f} / {row['ratio_p99']:.2f} | "
             f"{spread(row['spread'])} | {target(row['ratio_p50'] <= TARGETS['overhead'])} at p50 |"
         )
+    return [*lines, "", *_bare(o)]
+
+
+def _bare(o: dict[str, Any]) -> list[str]:
+    """What any MCP tool making the same OpenCode calls costs here: how much of the ratio above
+    is the gateway's own, and how much is a tool calling OpenCode at all."""
+    rows = {tool: row for tool, row in o.items() if "bare" in row}
+    if not rows:
+        return []
+    lines = [
+        "The same OpenCode calls made by a bare tool (c): a tool on the echo server's bare `MCPServer` that makes "
+        "the tool's OpenCode calls with `httpx2` and returns what they answered (`bench/echo_server.py`), timed "
+        "in the same rounds. (c) over (a + b) is what calling OpenCode from inside an MCP tool costs on this "
+        "machine, before any gateway code; the gateway over (c) is the gateway's own share.",
+        "",
+        "| Tool | bare tool (c) p50 / p99 ms | (c) / (a + b) at p50 | gateway / (c) at p50 |",
+        "|---|---|---|---|",
+    ]
+    for tool, row in rows.items():
+        c, a, b = row["bare"], row["sdk_floor"], row["direct"]
+        lines.append(
+            f"| {tool} | {ms(c['p50'])} / {ms(c['p99'])} | {c['p50'] / (a['p50'] + b['p50']):.2f} | "
+            f"{row['bare_ratio_p50']:.2f} |"
+        )
     return [*lines, ""]
 
 

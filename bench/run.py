@@ -150,21 +150,30 @@ class Bench:
         return self.results
 
     def _start_echo(self) -> subprocess.Popen[bytes]:
+        proc, self.echo_url = self._start_sdk_server()
+        return proc
+
+    def _start_sdk_server(self, *relay_to: str) -> tuple[subprocess.Popen[bytes], str]:
+        """A bare MCP SDK server (bench/echo_server.py): echo, or given OpenCode's URL the bare tools."""
         port = free_port()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.echo_server", str(port)],
+            [sys.executable, "-m", "bench.echo_server", str(port), *relay_to],
             cwd=REPO,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         wait_http(f"http://127.0.0.1:{port}/ping", timeout=20, proc=proc)
-        self.echo_url = f"http://127.0.0.1:{port}/mcp"
-        return proc
+        return proc, f"http://127.0.0.1:{port}/mcp"
 
     # 1 -------------------------------------------------------------------------------
     async def overhead(self) -> None:
         """`repeat` runs; each tool's row is its median run's, with the spread of the ratios."""
-        runs = [await self._overhead_once() for _ in range(self.n["repeat"])]
+        bare, self.bare_url = self._start_sdk_server(self.opencode.url)
+        try:
+            runs = [await self._overhead_once() for _ in range(self.n["repeat"])]
+        finally:
+            bare.terminate()
+            bare.wait()
         rows = {}
         for tool in runs[0]:
             ratios = sorted(run[tool]["ratio_p50"] for run in runs)
@@ -177,7 +186,11 @@ class Bench:
         calls), so that a shared machine's load, which moves over seconds, weighs on the
         gateway and its floors alike."""
         n = self.n["calls"]
-        async with mcp_session(self.gateway.mcp_url) as s, mcp_session(self.echo_url) as e:
+        async with (
+            mcp_session(self.gateway.mcp_url) as s,
+            mcp_session(self.echo_url) as e,
+            mcp_session(self.bare_url) as b,
+        ):
             done = data(await s.call_tool("run_coding_task", {"prompt": script({"text": "bench"})}))
             task_id, session_id = done["task_id"], done["session_id"]
             message_id = task_id.split(".")[1]
@@ -199,7 +212,14 @@ class Bench:
                 "direct get_task_status": status_calls,
                 "direct list_agents": lambda: get("/agent"),
                 "direct health_check": lambda: get("/global/health"),
+                "bare get_task_status": lambda: b.call_tool(
+                    "bare_get_task_status", {"session_id": session_id, "directory": directory, "message_id": message_id}
+                ),
+                "bare list_agents": lambda: b.call_tool("bare_list_agents", {}),
+                "bare health_check": lambda: b.call_tool("bare_health_check", {}),
             }
+            for client in (s, e, b):  # as a real client does before its first call (output schemas)
+                await client.list_tools()
             samples: dict[str, list[float]] = {kind: [] for kind in kinds}
             order, shuffle = list(kinds), random.Random(23).shuffle
             for i in range(n + 5):
@@ -223,6 +243,8 @@ class Bench:
                 "gateway": summary(times),
                 "sdk_floor": summary(sdk_floor),
                 "direct": summary(direct[tool]),
+                "bare": summary(samples[f"bare {tool}"]),
+                "bare_ratio_p50": pct(times, 50) / pct(samples[f"bare {tool}"], 50),
                 "ratio_p50": pct(times, 50) / floor[50],
                 "ratio_p99": pct(times, 99) / floor[99],
             }

@@ -194,6 +194,7 @@ def replace_section(report: str, section: list[str]) -> str:
     head, rest = report[: found.start()], report[found.end() :]
     tail = rest.split("\n## ", 1)
     body = [section[0].replace("## ", f"## {number}", 1), *section[1:]]
+    head = head.rstrip("\n") + "\n\n" if head.strip() else head  # one blank line before the heading
     return head + "\n".join(body) + ("\n## " + tail[1] if len(tail) > 1 else "")
 
 
