@@ -131,12 +131,13 @@ async def _client_process(url: str, tool: str, arguments: dict[str, Any], client
                 await go.wait()
             opened = time.perf_counter()
             async with mcp_session(url) as session:
+                # Set-up, as a client connecting does it (Claude Code lists the tools right after
+                # initialize): the first call would otherwise list them inside its own timing (the
+                # SDK's client checks each result against its tool's output schema), ~40 kB of
+                # schemas for the gateway against echo's one. It counts in opening the session.
+                await session.list_tools()
                 result["opens"].append(time.perf_counter() - opened)
                 if shape == "calls":
-                    # Set-up, as a client connecting does it: the first call would otherwise list
-                    # the tools inside the timed run (the SDK's client checks each result against
-                    # its tool's output schema), ~40 kB of schemas for the gateway against echo's one.
-                    await session.list_tools()
                     count_ready()
                     await go.wait()
                 for _ in range(calls):

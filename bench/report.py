@@ -162,6 +162,10 @@ def compare(before: dict[str, Any], after: dict[str, Any], what: str) -> list[st
     return lines
 
 
+def p50_p99(times: dict[str, float]) -> str:
+    return f"{ms(times['p50'])} / {ms(times['p99'])}"
+
+
 def _overhead(o: dict[str, Any]) -> list[str]:
     lines = [
         "## Tool-call overhead (sequential calls, one MCP session, interleaved with their floors)",
@@ -176,10 +180,9 @@ def _overhead(o: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for tool, row in o.items():
-        g, a, b = row["gateway"], row["sdk_floor"], row["direct"]
         lines.append(
-            f"| {tool} | {ms(g['p50'])} / {ms(g['p99'])} | {ms(a['p50'])} / {ms(a['p99'])} | "
-            f"{ms(b['p50'])} / {ms(b['p99'])} | {row['ratio_p50']:.2f} / {row['ratio_p99']:.2f} | "
+            f"| {tool} | {p50_p99(row['gateway'])} | {p50_p99(row['sdk_floor'])} | {p50_p99(row['direct'])} | "
+            f"{row['ratio_p50']:.2f} / {row['ratio_p99']:.2f} | "
             f"{spread(row['spread'])} | {target(row['ratio_p50'] <= TARGETS['overhead'])} at p50 |"
         )
     return [*lines, "", *_bare(o)]
@@ -201,10 +204,9 @@ def _bare(o: dict[str, Any]) -> list[str]:
         "|---|---|---|---|",
     ]
     for tool, row in rows.items():
-        c, a, b = row["bare"], row["sdk_floor"], row["direct"]
+        floor = row["sdk_floor"]["p50"] + row["direct"]["p50"]
         lines.append(
-            f"| {tool} | {ms(c['p50'])} / {ms(c['p99'])} | {c['p50'] / (a['p50'] + b['p50']):.2f} | "
-            f"{row['bare_ratio_p50']:.2f} |"
+            f"| {tool} | {p50_p99(row['bare'])} | {row['bare']['p50'] / floor:.2f} | {row['bare_ratio_p50']:.2f} |"
         )
     return [*lines, ""]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import anyio
 import httpx2
 import pytest
 
@@ -109,3 +110,35 @@ async def test_a_starting_opencode_fails_fast_and_credentials_never_show() -> No
     assert "pw" not in str(caught.value)
     await client.aclose()
     await ready.aclose()
+
+
+class SlowHealth(httpx2.AsyncBaseTransport):
+    """OpenCode's health, answered after a pause; counts the requests that reached it."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.answer = anyio.Event()
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        self.requests += 1
+        await self.answer.wait()
+        return httpx2.Response(200, json={"healthy": True, "version": "1.18.33"})
+
+
+async def test_health_checks_asked_while_one_is_on_its_way_share_its_request() -> None:
+    slow = SlowHealth()
+    client = OpenCodeClient(URL, transport=slow)
+    answers: list[bool] = []
+
+    async def check() -> None:
+        answers.append((await client.health()).healthy)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(5):
+            tg.start_soon(check)
+        await anyio.wait_all_tasks_blocked()
+        slow.answer.set()
+    assert answers == [True] * 5 and slow.requests == 1
+    await client.health()  # the answer is not kept: a later check asks OpenCode again
+    assert slow.requests == 2
+    await client.aclose()
