@@ -133,7 +133,8 @@ class TaskWaiter:
                     view, state, resolved, messages = await self._read_patiently(
                         tid, idle=ends_idle(batch), known=known
                     )
-                    transcript = Transcript(messages)
+                    if messages is not known:  # read from OpenCode after all: start again from it
+                        transcript = Transcript(messages)
         if view.status != "running" and (state.touched_files or view.workspace):
             # the state is fresh: only the changed files are still missing
             view.files_changed = await self.reader.files_changed(resolved)
