@@ -246,6 +246,13 @@ async def test_two_tasks_of_one_caller_and_a_follow_up_after_idle(per_task: Gate
         while f"sandbox {sandbox}: stopping idle" not in per_task.logs():
             await anyio.sleep(0.5)
     started = per_task.logs().count(f"sandbox {sandbox}: starting")
+    # Listed as it was when its sandbox stopped, without starting it; never to bob.
+    listed = data(await call(per_task, "alice", "list_tasks"))["tasks"]
+    assert {"task_id": first["task_id"], "status": "completed"}.items() <= next(
+        (t for t in listed if t["task_id"] == first["task_id"]), {}
+    ).items(), listed
+    assert not [t for t in data(await call(per_task, "bob", "list_tasks"))["tasks"] if t["task_id"].startswith(sandbox)]
+    assert per_task.logs().count(f"sandbox {sandbox}: starting") == started
     again = await run(
         per_task,
         "alice",

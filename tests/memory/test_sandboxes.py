@@ -23,7 +23,7 @@ from opencode_mcp_gateway.fleet.sandboxes import (
 from opencode_mcp_gateway.fleet.sandboxes.runtime import SandboxEndpoint, SandboxSpec
 from opencode_mcp_gateway.tasks import TaskError
 from opencode_mcp_gateway.tasks.ids import TaskId, parse_task_id
-from opencode_mcp_gateway.tasks.ownership import Caller, acting_as
+from opencode_mcp_gateway.tasks.ownership import Caller, acting_as, current_caller
 from tests.support.in_memory import settings_for
 
 pytestmark = pytest.mark.anyio
@@ -257,3 +257,59 @@ def test_sandboxes_refuse_a_pool_and_need_the_provider(monkeypatch: pytest.Monke
     monkeypatch.delenv("OPENCODE_WORKERS")
     with pytest.raises(ConfigError, match=r"OPENCODE_API_URL.*required with SANDBOX=caller"):
         load_settings(_env_file=None, opencode_api_key="k", opencode_model_name="m")
+
+
+async def test_a_stopping_sandbox_leaves_its_listing_which_only_its_caller_reads_until_it_wakes(tmp_path: Path) -> None:
+    async with manager(tmp_path, sandbox="task", sandbox_max=1) as (sandboxes, runtime):
+        asked_as: list[Any] = []
+
+        async def listing(worker: Any) -> list[Any]:
+            asked_as.append(current_caller())
+            return [{"task": worker.name}]
+
+        sandboxes.listing = listing
+        with as_("alice"):
+            alice = (await sandboxes.for_new_task(None)).name
+            assert sandboxes.kept_listings() == []  # it runs: its OpenCode answers
+        with as_("bob"):
+            bob = (await sandboxes.for_new_task(None)).name  # SANDBOX_MAX=1: alice's stops for it
+            assert sandboxes.kept_listings() == []  # alice's is not bob's to see
+        assert asked_as == [None]  # read as nobody, though it stopped inside bob's call
+        started = list(runtime.log)
+        with as_("alice"):
+            assert sandboxes.kept_listings() == [{"task": alice}]
+        with as_("root", admin=True):
+            assert sandboxes.kept_listings() == [{"task": alice}]
+        assert runtime.log == started  # listing woke nothing
+        with as_("alice"):
+            await sandboxes.enter(TaskId(SES, MSG, alice))  # woken (bob's idle one makes room)
+            assert sandboxes.kept_listings() == []
+        with as_("bob"):
+            assert sandboxes.kept_listings() == [{"task": bob}]
+
+
+async def test_a_listing_starts_no_sandbox_a_caller_never_had_and_wakes_one_that_left_none(tmp_path: Path) -> None:
+    async with manager(tmp_path, sandbox_idle_seconds=0.2) as (sandboxes, runtime):
+        with as_("alice"):
+            assert await sandboxes.own_for_listing() is None
+            assert runtime.log == []
+            name = (await sandboxes.for_new_task(None)).name
+            assert (await sandboxes.own_for_listing()).name == name  # type: ignore[union-attr]
+        with anyio.fail_after(5):  # it stops idle with no `listing` given: nothing kept
+            while name in runtime.running:
+                await anyio.sleep(0.1)
+        with as_("alice"):
+            assert (await sandboxes.own_for_listing()).name == name  # type: ignore[union-attr]
+        assert runtime.log.count(("ensure", name)) == 2
+
+        async def listing(worker: Any) -> list[Any]:
+            return [{"task": worker.name}]
+
+        sandboxes.listing = listing
+        with anyio.fail_after(5):
+            while name in runtime.running:
+                await anyio.sleep(0.1)
+        with as_("alice"):
+            assert await sandboxes.own_for_listing() is None
+            assert sandboxes.kept_listings() == [{"task": name}]
+        assert runtime.log.count(("ensure", name)) == 2

@@ -18,13 +18,15 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
+from pydantic import ValidationError
 
 from ..config import Settings
 from ..opencode import Agent, OpenCodeError, OpenCodeUnavailable, Session
 from ..tasks import Asker, TaskError, TaskId, TaskRequest, TaskService, parse_task_id
+from ..tasks.listing import KeptTask, TaskLister
 from ..tasks.views import (
     AbortView,
     DiffView,
@@ -52,6 +54,8 @@ class TaskPool:
         self.settings = settings
         self.workers = {w.name: w for w in workers}
         self.sandboxes = sandboxes
+        if sandboxes is not None:
+            sandboxes.listing = listing_of
         self.placement = Placement(
             [w.load for w in workers], max_tasks=settings.worker_task_limit, wait_seconds=settings.schedule_wait_seconds
         )
@@ -212,17 +216,26 @@ class TaskPool:
 
         workers = list(self.workers.values())
         if self.sandboxes is not None:
-            # Those running now, and the caller's own (SANDBOX=caller) woken: a stopped
-            # task-scope sandbox is not woken for a listing.
+            # Those running now; a stopped one is listed from what it left (`kept_tasks`).
             workers = [w for w in self.sandboxes.workers.values() if self.sandboxes.may_enter(w.name)]
             with contextlib.suppress(TaskError):
-                own = await self.sandboxes.for_new_task(None) if self.settings.sandbox_scope == "caller" else None
+                own = await self.sandboxes.own_for_listing()
                 if own is not None and own not in workers:
                     workers.append(own)
         async with anyio.create_task_group() as tg:
             for worker in workers:
                 tg.start_soon(read, worker)
         return found
+
+    async def kept_tasks(self) -> list[KeptTask]:
+        """The tasks of the stopped sandboxes the caller may enter, as they were when each stopped."""
+        if self.sandboxes is None:
+            return []
+        kept = []
+        for raw in self.sandboxes.kept_listings():
+            with contextlib.suppress(ValidationError):  # a file of another version: left out
+                kept.append(KeptTask.model_validate(raw))
+        return kept
 
     # -- health ------------------------------------------------------------------------------
     async def health(self, timeout: float = 3.0) -> tuple[OpenCodeHealth, list[WorkerHealth]]:
@@ -247,3 +260,24 @@ class TaskPool:
 def _summary(workers: list[WorkerHealth]) -> OpenCodeHealth:
     best = next((w for w in workers if w.healthy), workers[0])
     return OpenCodeHealth(healthy=best.healthy, version=best.version, url=best.url, error=best.error)
+
+
+class _OneWorker:
+    """One worker's tasks, as the lister reads them (a sandbox's, as it stops)."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    async def all_sessions(self) -> list[tuple[str, Session]]:
+        return [(self.worker.name, s) for s in await self.worker.client.all_sessions()]
+
+    async def kept_tasks(self) -> list[KeptTask]:
+        return []
+
+    async def view(self, tid: TaskId, *, with_files: bool = True) -> TaskView:
+        return await self.worker.service.view(tid, with_files=with_files)
+
+
+async def listing_of(worker: Worker) -> list[Any]:
+    """What list_tasks shows of a sandbox's tasks, kept while it is stopped: nothing in it changes then."""
+    return [kept.model_dump(mode="json") for kept in await TaskLister(_OneWorker(worker)).keep()]

@@ -6,8 +6,9 @@ as needed (a sandbox, fleet/sandboxes/). `Sandboxes` is the sandbox manager as t
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio
 
@@ -70,6 +71,7 @@ class Sandboxes(Protocol):
 
     workers: dict[str, Worker]  # the running ones
     shutting_down: bool
+    listing: Callable[[Worker], Awaitable[list[Any]]] | None  # what a stopping sandbox leaves for listings
 
     def holds(self, worker: str) -> bool:
         """Whether a task id's worker part names a sandbox."""
@@ -84,6 +86,12 @@ class Sandboxes(Protocol):
         """Refuses (TaskError) a new task's workspace the runtime cannot give it."""
 
     async def for_new_task(self, directory: str | None) -> Worker: ...
+
+    async def own_for_listing(self) -> Worker | None:
+        """SANDBOX=caller: the caller's own sandbox when a listing must ask it (woken if need be)."""
+
+    def kept_listings(self) -> list[Any]:
+        """What the stopped sandboxes the caller may enter left for listings (`listing`'s JSON)."""
 
     def using(self, name: str) -> contextlib.AbstractContextManager[None]:
         """Held while a call works with the sandbox: it does not stop as idle meanwhile."""

@@ -5,6 +5,10 @@ session's newest task). Sessions come from OpenCode's cross-directory listing; o
 those this gateway created (metadata `createdBy`) and the caller may see are listed.
 Pages are ordered by session creation, which never changes, so a cursor stays valid
 while tasks run and new ones start.
+
+A stopped sandbox's OpenCode cannot be asked, and waking one to list it would start an
+OpenCode: its tasks are listed as they were when it stopped (`KeptTask`, kept by the
+sandbox manager), which is what they still are, since nothing in a stopped sandbox runs.
 """
 
 from __future__ import annotations
@@ -41,6 +45,13 @@ class TaskSummary(BaseModel):
     updated_at: str | None = Field(None, description="its last activity")
     workspace: WorkspaceRef | None = Field(None, description="the repository and branch, for a workspace task")
     read_only: bool = Field(False, description="the task ran read-only (read_only): it could not change files")
+
+
+class KeptTask(BaseModel):
+    """A task of a stopped sandbox as the listing showed it when the sandbox stopped."""
+
+    session: Session
+    summary: TaskSummary
 
 
 class TaskList(BaseModel):
@@ -81,6 +92,9 @@ class Tasks(Protocol):
 
     async def all_sessions(self) -> list[tuple[str, Session]]: ...
 
+    async def kept_tasks(self) -> list[KeptTask]:
+        """The tasks of the stopped sandboxes the caller may enter."""
+
     async def view(self, tid: TaskId, *, with_files: bool = True) -> TaskView: ...
 
 
@@ -92,7 +106,9 @@ class TaskLister:
         after = decode_cursor(cursor) if cursor else None
         found = await self.service.all_sessions()
         worker = {s.id: name for name, s in found}
-        sessions = [s for _, s in found if s.metadata.get("createdBy") == CREATED_BY and may_see(s)]
+        kept = {k.session.id: k for k in await self.service.kept_tasks() if k.session.id not in worker}
+        every = [s for _, s in found] + [k.session for k in kept.values()]
+        sessions = [s for s in every if s.metadata.get("createdBy") == CREATED_BY and may_see(s)]
         sessions.sort(key=_key, reverse=True)
         if after is not None:
             sessions = [s for s in sessions if _key(s) < after]
@@ -101,7 +117,7 @@ class TaskLister:
         while examined < len(sessions) and len(tasks) < limit and examined < MAX_SCANNED:
             size = READ_CONCURRENCY if status else min(READ_CONCURRENCY, limit - len(tasks))
             batch = sessions[examined : examined + size]
-            for session, summary in zip(batch, await self._summaries(batch, worker), strict=True):
+            for session, summary in zip(batch, await self._summaries(batch, worker, kept), strict=True):
                 examined += 1
                 position = _key(session)
                 if status is None or summary.status == status:
@@ -111,11 +127,22 @@ class TaskLister:
         more = examined < len(sessions) and position is not None
         return TaskList(tasks=tasks, next_cursor=encode_cursor(position) if more and position is not None else None)
 
-    async def _summaries(self, sessions: list[Session], worker: dict[str, str]) -> list[TaskSummary]:
+    async def keep(self) -> list[KeptTask]:
+        """The tasks of `service` (one sandbox's, about to stop) as a listing shows them."""
+        found = await self.service.all_sessions()
+        sessions = [s for _, s in found if s.metadata.get("createdBy") == CREATED_BY]
+        summaries = await self._summaries(sessions, {s.id: name for name, s in found}, {})
+        return [KeptTask(session=s, summary=summary) for s, summary in zip(sessions, summaries, strict=True)]
+
+    async def _summaries(
+        self, sessions: list[Session], worker: dict[str, str], kept: dict[str, KeptTask]
+    ) -> list[TaskSummary]:
         found: list[TaskSummary | None] = [None] * len(sessions)
 
         async def read(i: int) -> None:
-            found[i] = await self._summary(sessions[i], worker[sessions[i].id])
+            session = sessions[i]
+            known = kept.get(session.id)
+            found[i] = known.summary if known is not None else await self._summary(session, worker[session.id])
 
         async with anyio.create_task_group() as tg:
             for i in range(len(sessions)):

@@ -33,7 +33,8 @@ _current: ContextVar[Caller | None] = ContextVar("task_caller", default=None)
 
 
 @contextmanager
-def acting_as(caller: Caller) -> Iterator[None]:
+def acting_as(caller: Caller | None) -> Iterator[None]:
+    """`None`: background work inside a caller's call (it acts for nobody and sees everything)."""
     token = _current.set(caller)
     try:
         yield

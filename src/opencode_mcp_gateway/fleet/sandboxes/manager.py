@@ -16,6 +16,8 @@
 * What the gateway keeps about a sandbox (its scope, owner hash and the directories it was
   given) lives next to the sandboxes but outside each (`meta/<name>.json`): the agent
   cannot add a directory to its own mounts. The file's mtime is the sandbox's last use.
+* Listing: a sandbox about to stop leaves its tasks as `list_tasks` shows them
+  (`listing`, given by the pool), so listing a stopped sandbox starts nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +35,9 @@ from anyio.abc import TaskGroup
 
 from ...config import Settings
 from ...observability import metrics
+from ...opencode import OpenCodeError
 from ...tasks import TaskError, TaskId
-from ...tasks.ownership import SHARED_OWNER, current_caller
+from ...tasks.ownership import SHARED_OWNER, acting_as, current_caller
 from ...tasks.views import SandboxHealth
 from ...workspaces import WorkspaceError, resolve_directory
 from ..worker import Worker
@@ -45,6 +48,7 @@ from .runtime import SandboxEndpoint, SandboxError, SandboxRuntime, SandboxSpec
 log = logging.getLogger(__name__)
 
 WorkerFactory = Callable[[SandboxSpec, SandboxEndpoint], Worker]
+KEEP_LISTING_SECONDS = 5.0  # reading a stopping sandbox's tasks; past it the stop goes on without
 
 
 class SandboxesFull(TaskError):
@@ -79,6 +83,8 @@ class SandboxManager:
         self.workers: dict[str, Worker] = {}
         # Work that runs beside each sandbox's worker while it runs (the webhooks' watcher).
         self.companions: list[Callable[[Worker], Callable[[], Coroutine[Any, Any, None]]]] = []
+        # A running sandbox's tasks as a listing shows them (JSON), kept while it is stopped.
+        self.listing: Callable[[Worker], Awaitable[list[Any]]] | None = None
         self._cancel: dict[str, anyio.CancelScope] = {}
         self._locks: dict[str, anyio.Lock] = {}
         self._tg: TaskGroup | None = None
@@ -120,6 +126,25 @@ class SandboxManager:
     async def enter(self, tid: TaskId) -> Worker:
         self.check_entry(tid)
         return await self.open(tid.worker)
+
+    async def own_for_listing(self) -> Worker | None:
+        """SANDBOX=caller: the caller's sandbox when a listing must ask its OpenCode: it runs, or
+        it stopped with no listing kept (before this gateway kept them). Never started for
+        a caller who has none."""
+        if self.scope != "caller":
+            return None
+        name = self.keys.caller_sandbox(self._owner())
+        if name in self.workers or (self.records.exists(name) and self.records.kept_listing(name) is None):
+            return await self.open(name)
+        return None
+
+    def kept_listings(self) -> list[Any]:
+        """The tasks kept of the stopped sandboxes (not running in this process) the caller may enter."""
+        kept: list[Any] = []
+        for name in self.records.names(""):
+            if name not in self.workers and self.may_enter(name):
+                kept.extend(self.records.kept_listing(name) or ())
+        return kept
 
     @contextlib.contextmanager
     def using(self, name: str) -> Iterator[None]:
@@ -196,6 +221,7 @@ class SandboxManager:
             log.error("sandbox %s could not start: %s", name, exc)
             raise SandboxUnavailable(f"your sandbox could not start ({exc}); try again in a little while") from None
         metrics.SANDBOX_START_SECONDS.observe(time.perf_counter() - started)
+        self.records.drop_listing(name)  # it runs: its OpenCode answers for its tasks again
         worker = self.make_worker(spec, endpoint)
         worker.service.shutting_down = self.shutting_down
         self.workers[name] = worker
@@ -232,7 +258,19 @@ class SandboxManager:
             await self._close(victim, why="to make room (SANDBOX_MAX)")
             running.discard(victim)
 
+    async def _keep_listing(self, name: str, worker: Worker) -> None:
+        if self.listing is None:
+            return
+        # As nobody: a sandbox may stop inside another caller's call (to make room for theirs).
+        with acting_as(None), anyio.move_on_after(KEEP_LISTING_SECONDS):
+            try:
+                self.records.keep_listing(name, await self.listing(worker))
+            except (OpenCodeError, TaskError) as exc:
+                log.warning("sandbox %s: its tasks could not be read for listing while it is stopped: %s", name, exc)
+
     async def _close(self, name: str, *, why: str) -> None:
+        if name in self.workers:
+            await self._keep_listing(name, self.workers[name])
         worker = self.workers.pop(name, None)
         scope = self._cancel.pop(name, None)
         if scope is not None:

@@ -1,7 +1,10 @@
 """What the gateway keeps about each sandbox, beside the sandboxes but outside every one of
 them (`<state>/sandboxes/meta/<name>.json`), so an agent cannot add a directory to its own
 mounts: its scope, a hash of its owner and the directories it was given. The file's mtime is
-the sandbox's last use, which every gateway process on the state directory sees."""
+the sandbox's last use, which every gateway process on the state directory sees.
+
+While a sandbox is stopped, its tasks as `list_tasks` showed them when it stopped are kept
+beside its record (`listings/<name>.json`), so a listing need not start its OpenCode."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -22,7 +26,8 @@ class Meta:
 class Records:
     def __init__(self, where: Path) -> None:
         self.where = where
-        where.mkdir(parents=True, exist_ok=True)
+        self.listings = where / "listings"
+        self.listings.mkdir(parents=True, exist_ok=True)
 
     def _path(self, name: str) -> Path:
         return self.where / f"{name}.json"
@@ -41,13 +46,25 @@ class Records:
         return Meta(**{k: v for k, v in raw.items() if k in Meta.__dataclass_fields__})
 
     def write(self, name: str, meta: Meta) -> None:
-        path = self._path(name)
-        temporary = path.with_suffix(f".{os.getpid()}.tmp")  # replaced whole: a reader never sees half
-        temporary.write_text(json.dumps(asdict(meta)))
-        temporary.replace(path)
+        _replace(self._path(name), asdict(meta))
 
     def forget(self, name: str) -> None:
         self._path(name).unlink(missing_ok=True)
+        self.drop_listing(name)
+
+    def keep_listing(self, name: str, tasks: list[Any]) -> None:
+        _replace(self.listings / f"{name}.json", tasks)
+
+    def kept_listing(self, name: str) -> list[Any] | None:
+        """The tasks kept when the sandbox stopped; None when none are (it runs, or never stopped)."""
+        try:
+            kept = json.loads((self.listings / f"{name}.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return kept if isinstance(kept, list) else None
+
+    def drop_listing(self, name: str) -> None:
+        (self.listings / f"{name}.json").unlink(missing_ok=True)
 
     def touch(self, name: str) -> None:
         with contextlib.suppress(OSError):
@@ -58,3 +75,10 @@ class Records:
             return self._path(name).stat().st_mtime
         except OSError:
             return 0.0
+
+
+def _replace(path: Path, content: Any) -> None:
+    """Replaced whole: a reader (any gateway process) never sees half a file."""
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(content))
+    temporary.replace(path)
