@@ -286,6 +286,7 @@ async def test_a_stopping_sandbox_leaves_its_listing_which_only_its_caller_reads
             assert sandboxes.kept_listings() == []
         with as_("bob"):
             assert sandboxes.kept_listings() == [{"task": bob}]
+    assert sandboxes.records.kept_listing(alice) == [{"task": alice}]  # kept as the gateway stopped
 
 
 async def test_a_listing_starts_no_sandbox_a_caller_never_had_and_wakes_one_that_left_none(tmp_path: Path) -> None:

@@ -131,7 +131,10 @@ class TaskLister:
         """The tasks of `service` (one sandbox's, about to stop) as a listing shows them."""
         found = await self.service.all_sessions()
         sessions = [s for _, s in found if s.metadata.get("createdBy") == CREATED_BY]
-        summaries = await self._summaries(sessions, {s.id: name for name, s in found}, {})
+        worker = {s.id: name for name, s in found}
+        summaries: list[TaskSummary] = []
+        for start in range(0, len(sessions), READ_CONCURRENCY):
+            summaries += await self._summaries(sessions[start : start + READ_CONCURRENCY], worker, {})
         return [KeptTask(session=s, summary=summary) for s, summary in zip(sessions, summaries, strict=True)]
 
     async def _summaries(

@@ -17,7 +17,7 @@
   given) lives next to the sandboxes but outside each (`meta/<name>.json`): the agent
   cannot add a directory to its own mounts. The file's mtime is the sandbox's last use.
 * Listing: a sandbox about to stop leaves its tasks as `list_tasks` shows them
-  (`listing`, given by the pool), so listing a stopped sandbox starts nothing.
+  (`listings.py`; `listing` is given by the pool), so listing a stopped one starts nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +35,12 @@ from anyio.abc import TaskGroup
 
 from ...config import Settings
 from ...observability import metrics
-from ...opencode import OpenCodeError
 from ...tasks import TaskError, TaskId
-from ...tasks.ownership import SHARED_OWNER, acting_as, current_caller
+from ...tasks.ownership import SHARED_OWNER, current_caller
 from ...tasks.views import SandboxHealth
 from ...workspaces import WorkspaceError, resolve_directory
 from ..worker import Worker
+from . import listings
 from .keys import SandboxKeys, is_sandbox_name, scope_of
 from .records import Meta, Records
 from .runtime import SandboxEndpoint, SandboxError, SandboxRuntime, SandboxSpec
@@ -48,7 +48,6 @@ from .runtime import SandboxEndpoint, SandboxError, SandboxRuntime, SandboxSpec
 log = logging.getLogger(__name__)
 
 WorkerFactory = Callable[[SandboxSpec, SandboxEndpoint], Worker]
-KEEP_LISTING_SECONDS = 5.0  # reading a stopping sandbox's tasks; past it the stop goes on without
 
 
 class SandboxesFull(TaskError):
@@ -83,8 +82,7 @@ class SandboxManager:
         self.workers: dict[str, Worker] = {}
         # Work that runs beside each sandbox's worker while it runs (the webhooks' watcher).
         self.companions: list[Callable[[Worker], Callable[[], Coroutine[Any, Any, None]]]] = []
-        # A running sandbox's tasks as a listing shows them (JSON), kept while it is stopped.
-        self.listing: Callable[[Worker], Awaitable[list[Any]]] | None = None
+        self.listing: listings.Listing | None = None  # kept while it is stopped (listings.py)
         self._cancel: dict[str, anyio.CancelScope] = {}
         self._locks: dict[str, anyio.Lock] = {}
         self._tg: TaskGroup | None = None
@@ -139,12 +137,7 @@ class SandboxManager:
         return None
 
     def kept_listings(self) -> list[Any]:
-        """The tasks kept of the stopped sandboxes (not running in this process) the caller may enter."""
-        kept: list[Any] = []
-        for name in self.records.names(""):
-            if name not in self.workers and self.may_enter(name):
-                kept.extend(self.records.kept_listing(name) or ())
-        return kept
+        return listings.of_stopped(self.records, self.workers, self.may_enter)
 
     @contextlib.contextmanager
     def using(self, name: str) -> Iterator[None]:
@@ -258,19 +251,10 @@ class SandboxManager:
             await self._close(victim, why="to make room (SANDBOX_MAX)")
             running.discard(victim)
 
-    async def _keep_listing(self, name: str, worker: Worker) -> None:
-        if self.listing is None:
-            return
-        # As nobody: a sandbox may stop inside another caller's call (to make room for theirs).
-        with acting_as(None), anyio.move_on_after(KEEP_LISTING_SECONDS):
-            try:
-                self.records.keep_listing(name, await self.listing(worker))
-            except (OpenCodeError, TaskError) as exc:
-                log.warning("sandbox %s: its tasks could not be read for listing while it is stopped: %s", name, exc)
-
-    async def _close(self, name: str, *, why: str) -> None:
-        if name in self.workers:
-            await self._keep_listing(name, self.workers[name])
+    async def _close(self, name: str, *, why: str, kept: bool = False) -> None:
+        """`kept`: its listing is kept already."""
+        if not kept and name in self.workers:
+            await listings.keep(self.records, self.listing, {name: self.workers[name]})
         worker = self.workers.pop(name, None)
         scope = self._cancel.pop(name, None)
         if scope is not None:
@@ -297,8 +281,9 @@ class SandboxManager:
                     await self._sweep()
             finally:
                 with anyio.CancelScope(shield=True):
+                    await listings.keep(self.records, self.listing, dict(self.workers))  # at once: stop quickly
                     for name in list(self.workers):
-                        await self._close(name, why="with the gateway")
+                        await self._close(name, why="with the gateway", kept=True)
                 tg.cancel_scope.cancel()
 
     async def _sweep(self) -> None:
