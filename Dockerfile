@@ -52,11 +52,12 @@ RUN /opt/venv/bin/pip wheel --no-cache-dir --no-deps -w /wheels . \
 FROM ${BASE_IMAGE}
 ARG OPENCODE_VERSION
 ARG GATEWAY_VERSION
-# git: OpenCode's snapshots and diffs; tini: PID 1 that reaps the tools OpenCode runs.
+# git: OpenCode's snapshots and diffs; tini: PID 1 that reaps the tools OpenCode runs;
+# bubblewrap: the `local` sandbox runtime (one OpenCode per caller; needs user namespaces).
 # python3 only when the base has none (word splitting of that one optional name is wanted).
 # hadolint ignore=DL3008,SC2046
 RUN apt-get update \
- && apt-get install -y --no-install-recommends git tini ca-certificates \
+ && apt-get install -y --no-install-recommends git tini bubblewrap ca-certificates \
     $(command -v python3 >/dev/null || echo python3) \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=opencode /opencode /usr/local/bin/opencode

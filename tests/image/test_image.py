@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import httpx2
 import pytest
 
@@ -24,6 +25,7 @@ pytestmark = [pytest.mark.anyio]
 IMAGE = os.environ.get("IMAGE", "")
 BASE_IMAGE = os.environ.get("BASE_IMAGE", "")
 TOKEN = "image-test-bearer-token"
+ALICE, BOB = "alice-image-key-0123456789", "bob-image-key-0123456789"
 PODMAN = shlex.split(os.environ.get("PODMAN", "podman --storage-driver vfs --runtime runc"))
 LIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
 
@@ -50,7 +52,15 @@ def llm() -> Iterator[FakeLLM]:
 
 
 class Container:
-    def __init__(self, llm_url: str, workspace: Path, user: str | None) -> None:
+    def __init__(
+        self,
+        llm_url: str,
+        workspace: Path,
+        user: str | None,
+        *,
+        keys: Path | None = None,
+        options: tuple[str, ...] = (),
+    ) -> None:
         self.name = f"ocgw-{uuid.uuid4().hex[:8]}"
         self.port = free_port()
         command = ["run", "-d", "--name", self.name, "--network", "host", *LIMITS]
@@ -65,9 +75,13 @@ class Container:
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "MCP_BEARER_TOKEN": TOKEN,  # the image binds 0.0.0.0: it refuses to start without one
         }
+        if keys is not None:  # several callers: each gets a sandbox (SANDBOX=caller by default)
+            env |= {"MCP_API_KEYS_FILE": "/run/keys/api-keys"}
+            del env["MCP_BEARER_TOKEN"]
+            command += ["-v", f"{keys.parent}:/run/keys:ro"]
         for key, value in env.items():
             command += ["-e", f"{key}={value}"]
-        command += ["-v", f"{workspace}:/workspace", IMAGE]
+        command += [*options, "-v", f"{workspace}:/workspace", IMAGE]
         podman(*command)
 
     @property
@@ -154,3 +168,40 @@ async def test_image_runs_a_task_and_stops_cleanly(tmp_path: Path, llm: FakeLLM,
         assert "sk-image-test" not in logs and TOKEN not in logs
     finally:
         box.remove()
+
+
+async def test_image_gives_each_caller_a_sandbox(tmp_path: Path, llm: FakeLLM) -> None:
+    """Bubblewrap is in the image: with several callers and /proc unmasked, `podman run` gives
+    each caller a sandbox that sees none of the container's files. With podman's default
+    masked /proc a sandbox cannot mount a /proc of its own: start-up stops, saying what to do."""
+    keys = tmp_path / "keys" / "api-keys"
+    keys.parent.mkdir()
+    keys.write_text(f"alice {ALICE}\nbob {BOB}\n")
+    os.chmod(keys.parent, 0o755)
+    os.chmod(keys, 0o644)
+    (tmp_path / "masked").mkdir()
+    masked = Container(llm.url, workspace(tmp_path / "masked"), None, keys=keys)  # type: ignore[attr-defined]
+    try:
+        with anyio.fail_after(60):
+            while masked.state()["Running"]:
+                await anyio.sleep(0.5)
+        assert masked.state()["ExitCode"] != 0
+        assert "podman run --security-opt unmask=/proc/*" in masked.logs(), masked.logs()[-3000:]
+    finally:
+        masked.remove()
+    unmasked = ("--security-opt", "unmask=/proc/*")
+    box = Container(llm.url, workspace(tmp_path), None, keys=keys, options=unmasked)  # type: ignore[attr-defined]
+    try:
+        box.wait_ready()
+        look = {"tool": "bash", "args": {"command": "cat /run/keys/api-keys 2>&1; echo done", "description": "look"}}
+        async with mcp_session(box.url + "/mcp", headers={"Authorization": f"Bearer {ALICE}"}) as s:
+            prompt = script(look, {"text": "ok"})
+            done = data(await s.call_tool("run_coding_task", {"prompt": prompt, "timeout_seconds": 120}))
+            shown = data(await s.call_tool("get_task_messages", {"task_id": done["task_id"]}))
+        assert done["status"] == "completed" and done["task_id"].startswith("c-"), done
+        output = json.dumps(shown)
+        assert "No such file" in output and BOB not in output, output  # the keys stay outside the sandbox
+    finally:
+        logs = box.logs()
+        box.remove()
+    assert ALICE not in logs and "sandbox c-" in logs, logs[-3000:]

@@ -56,8 +56,22 @@ def bwrap_problem() -> str | None:
     binary = shutil.which("bwrap")
     if binary is None:
         return "bubblewrap (bwrap) is not installed; install it (apt-get install bubblewrap)"
+    # What every sandbox needs: new namespaces, and a /proc of its own (which a container
+    # engine's masked /proc forbids unless the container is run with /proc unmasked).
     probe = subprocess.run(
-        [binary, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "true"],
+        [
+            binary,
+            "--unshare-all",
+            "--die-with-parent",
+            "--ro-bind",
+            "/",
+            "/",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "true",
+        ],
         capture_output=True,
         text=True,
         timeout=20,
@@ -65,7 +79,10 @@ def bwrap_problem() -> str | None:
     )
     if probe.returncode != 0:
         why = (probe.stderr.strip().splitlines() or ["no output"])[-1]
-        return f"bubblewrap cannot create namespaces here ({why}); in a container, allow user namespaces"
+        return (
+            f"bubblewrap cannot confine a process here ({why}); in a container, allow user namespaces and "
+            "an unmasked /proc (podman run --security-opt unmask=/proc/*), or set SANDBOX=off"
+        )
     return None
 
 
