@@ -66,12 +66,15 @@ class Worker:
         )
 
 
+Listing = Callable[[Worker], Awaitable[list[Any]]]  # a running sandbox's tasks, as a listing's JSON
+
+
 class Sandboxes(Protocol):
     """The sandbox manager as the pool sees it (fleet/sandboxes/manager.py)."""
 
     workers: dict[str, Worker]  # the running ones
     shutting_down: bool
-    listing: Callable[[Worker], Awaitable[list[Any]]] | None  # what a stopping sandbox leaves for listings
+    listing: Listing | None  # what a stopping sandbox leaves for listings
 
     def holds(self, worker: str) -> bool:
         """Whether a task id's worker part names a sandbox."""

@@ -9,7 +9,7 @@ must not be filtered by that caller), and dropped when the sandbox starts again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 import anyio
@@ -17,13 +17,12 @@ import anyio
 from ...opencode import OpenCodeError
 from ...tasks import TaskError
 from ...tasks.ownership import acting_as
-from ..worker import Worker
+from ..worker import Listing, Worker
 from .records import Records
 
 log = logging.getLogger(__name__)
 
 KEEP_SECONDS = 5.0  # reading stopping sandboxes' tasks; past it the stop goes on without
-Listing = Callable[[Worker], Awaitable[list[Any]]]  # a running sandbox's tasks, as JSON
 
 
 async def keep(records: Records, listing: Listing | None, workers: dict[str, Worker]) -> None:

@@ -39,7 +39,7 @@ from ...tasks import TaskError, TaskId
 from ...tasks.ownership import SHARED_OWNER, current_caller
 from ...tasks.views import SandboxHealth
 from ...workspaces import WorkspaceError, resolve_directory
-from ..worker import Worker
+from ..worker import Listing, Worker
 from . import listings
 from .keys import SandboxKeys, is_sandbox_name, scope_of
 from .records import Meta, Records
@@ -82,7 +82,7 @@ class SandboxManager:
         self.workers: dict[str, Worker] = {}
         # Work that runs beside each sandbox's worker while it runs (the webhooks' watcher).
         self.companions: list[Callable[[Worker], Callable[[], Coroutine[Any, Any, None]]]] = []
-        self.listing: listings.Listing | None = None  # kept while it is stopped (listings.py)
+        self.listing: Listing | None = None  # kept while it is stopped (listings.py)
         self._cancel: dict[str, anyio.CancelScope] = {}
         self._locks: dict[str, anyio.Lock] = {}
         self._tg: TaskGroup | None = None
@@ -132,7 +132,7 @@ class SandboxManager:
         if self.scope != "caller":
             return None
         name = self.keys.caller_sandbox(self._owner())
-        if name in self.workers or (self.records.exists(name) and self.records.kept_listing(name) is None):
+        if name in self.workers or (self.records.exists(name) and not self.records.has_listing(name)):
             return await self.open(name)
         return None
 

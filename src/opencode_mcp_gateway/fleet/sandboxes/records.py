@@ -52,19 +52,25 @@ class Records:
         self._path(name).unlink(missing_ok=True)
         self.drop_listing(name)
 
+    def _listing_path(self, name: str) -> Path:
+        return self.listings / f"{name}.json"
+
     def keep_listing(self, name: str, tasks: list[Any]) -> None:
-        _replace(self.listings / f"{name}.json", tasks)
+        _replace(self._listing_path(name), tasks)
+
+    def has_listing(self, name: str) -> bool:
+        return self._listing_path(name).exists()
 
     def kept_listing(self, name: str) -> list[Any] | None:
         """The tasks kept when the sandbox stopped; None when none are (it runs, or never stopped)."""
         try:
-            kept = json.loads((self.listings / f"{name}.json").read_text())
+            kept = json.loads(self._listing_path(name).read_text())
         except (OSError, ValueError):
             return None
         return kept if isinstance(kept, list) else None
 
     def drop_listing(self, name: str) -> None:
-        (self.listings / f"{name}.json").unlink(missing_ok=True)
+        self._listing_path(name).unlink(missing_ok=True)
 
     def touch(self, name: str) -> None:
         with contextlib.suppress(OSError):
