@@ -121,3 +121,31 @@ async def test_a_hold_keeps_a_task_running_past_a_short_timeout() -> None:
         gw.fake.queue(Hold(), Reply("x"))
         view = data(await c.call_tool("run_coding_task", {"prompt": "x", "timeout_seconds": 0.05}))
     assert view["status"] == "running" and view["completed_at"] is None
+
+
+@pytest.mark.parametrize("policy", ["allow", "deny"])
+async def test_a_blocking_call_waits_while_the_gateway_answers_and_retries_a_failed_answer(policy: str) -> None:
+    # OpenCode fails the gateway's first answer: the request stays open for a second. The
+    # caller has nothing to answer under allow or deny, so the task is running, not waiting.
+    async with in_memory_gateway(permission_policy=policy) as gw, gw.mcp() as c:
+        gw.fake.fail("POST /permission/{rid}/reply")
+        gw.fake.queue(Ask(permission="bash", patterns=("rm -rf /",)), Reply("carried on"))
+        started = data(await c.call_tool("run_coding_task_async", {"prompt": "x"}))
+        await gw.fake.until(lambda: gw.fake.calls.count("POST /permission/{rid}/reply"))
+        meanwhile = data(await c.call_tool("get_task_status", {"task_id": started["task_id"]}))
+        done = data(await c.call_tool("get_task_status", {"task_id": started["task_id"], "wait_seconds": 10}))
+    assert meanwhile["status"] == "running" and meanwhile["pending"] == []
+    assert done["status"] == "completed" and done["result"] == "carried on"
+    assert gw.fake.calls.count("POST /permission/{rid}/reply") == 2
+    denied = ["OpenCode asks permission for bash: rm -rf / — denied by policy"]
+    assert done["notices"] == (denied if policy == "deny" else [])
+
+
+async def test_a_request_whose_session_could_not_be_read_is_answered_after_a_second_look() -> None:
+    async with in_memory_gateway(permission_policy="deny") as gw, gw.mcp() as c:
+        gw.fake.queue(Ask(), Reply("carried on"))
+        gw.fake.fail("GET /session/{sid}")  # the broker's read of the asking session
+        done = data(await c.call_tool("run_coding_task", {"prompt": "x", "timeout_seconds": 10}))
+    assert done["status"] == "completed" and done["result"] == "carried on"
+    assert len(done["notices"]) == 1 and "denied by policy" in done["notices"][0]
+    assert gw.fake.calls.count("GET /session/{sid}") == 2 and "GET /permission" in gw.fake.calls

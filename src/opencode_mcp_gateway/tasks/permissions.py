@@ -11,9 +11,13 @@ answer, so PERMISSION_POLICY decides:
          `respond_to_task` or by MCP elicitation during a blocking call.
 
 In every mode a request left open for INPUT_TIMEOUT_SECONDS is rejected, and the task
-status says so. A session records the policy it was created under (session metadata),
-and a broker acts only on sessions of its own policy: replicas with one policy share
-the work, while gateways with different policies on one OpenCode never interfere.
+status says so. Under allow and deny the gateway is the one who answers, so a task with a
+request open is still `running` for its caller (the answer may be milliseconds away, or,
+when OpenCode failed to take it, a second later).
+
+A session records the policy it was created under (session metadata), and a broker acts
+only on sessions of its own policy: replicas with one policy share the work, while
+gateways with different policies on one OpenCode never interfere.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -35,6 +40,7 @@ CREATED_BY = "opencode-mcp-gateway"
 DENY_MESSAGE = "Not allowed by the gateway's policy (PERMISSION_POLICY=deny). Continue without this action."
 REJECT_MESSAGE = "The user rejected this request. Continue without it."
 PERMISSION_REPLIES = ("once", "always", "reject")
+RETRY_SECONDS = 1.0  # between policy answers OpenCode failed to take
 
 _ALLOW_ALL = {"permission": "*", "pattern": "*", "action": "allow"}
 _NO_QUESTIONS = {"permission": "question", "pattern": "*", "action": "deny"}
@@ -112,6 +118,15 @@ def describe_request(raw: dict[str, Any], kind: str) -> PendingRequest:
     )
 
 
+@dataclass
+class _OpenRequest:
+    kind: str  # permission or question
+    session_id: str
+    seen: float  # monotonic time it was first seen
+    description: str
+    tried: float = 0.0  # monotonic time of the last policy answer sent
+
+
 class PermissionBroker:
     """Applies the policy and the input timeout to the requests of gateway sessions."""
 
@@ -120,9 +135,16 @@ class PermissionBroker:
         self._hub = hub
         self.policy = policy
         self.input_timeout = input_timeout
-        self._open: dict[str, tuple[str, str, float]] = {}  # id -> (kind, session, first seen)
+        self._open: dict[str, _OpenRequest] = {}
         self._ours: LRU[str, bool] = LRU(10_000)
         self._notices: LRU[str, deque[str]] = LRU(5000)
+        self._missed_at: float | None = None  # a request went unread (OpenCode failed us): look again
+
+    def answers_itself(self, session_metadata: dict[str, Any]) -> bool:
+        """Whether this gateway (or a replica of its policy) answers the session's requests
+        without its caller: a session of our allow or deny policy. Its open requests are
+        not the caller's to answer, whatever a read catches between asking and answering."""
+        return self.policy != "ask" and is_ours(session_metadata, self.policy)
 
     # -- notices the task status shows --------------------------------------------------
     def notices(self, session_id: str) -> list[str]:
@@ -139,7 +161,7 @@ class PermissionBroker:
             while True:
                 for event in await sub.next_batch(timeout=1.0):
                     await self._on_event(event)
-                await self._expire()
+                await self._tick()
 
     async def _on_event(self, event: Event) -> None:
         kind = event.get("type")
@@ -155,19 +177,26 @@ class PermissionBroker:
         request_id, session_id = str(raw.get("id")), session_id_of({"properties": raw}) or ""
         if request_id in self._open or not await self._is_ours(session_id):
             return
-        self._open[request_id] = (kind, session_id, time.monotonic())
+        description = describe_request(raw, kind).description
+        self._open[request_id] = _OpenRequest(kind, session_id, time.monotonic(), description)
+        await self._apply_policy(request_id)
+
+    async def _apply_policy(self, request_id: str) -> None:
+        request = self._open[request_id]
+        request.tried = time.monotonic()
         if self.policy == "allow":
-            await self._answer(request_id, kind, allow=True)
-        elif self.policy == "deny":
-            await self._answer(request_id, kind, allow=False, message=DENY_MESSAGE)
-            self.add_notice(session_id, f"{describe_request(raw, kind).description} — denied by policy")
+            await self._answer(request_id, request.kind, allow=True)
+        elif self.policy == "deny" and await self._answer(request_id, request.kind, allow=False, message=DENY_MESSAGE):
+            self.add_notice(request.session_id, f"{request.description} — denied by policy")
 
     async def _reconcile(self) -> None:
         """After a gap: pick up requests asked while the stream was down."""
+        self._missed_at = None
         try:
             found = [(r, "permission") for r in await self._client.permissions()]
             found += [(r, "question") for r in await self._client.questions()]
         except OpenCodeError:
+            self._missed_at = time.monotonic()
             return
         live = {str(r.get("id")) for r, _ in found}
         for request_id in list(self._open):
@@ -176,29 +205,39 @@ class PermissionBroker:
         for raw, kind in found:
             await self._on_asked(raw, kind)
 
-    async def _expire(self) -> None:
+    async def _tick(self) -> None:
+        """Expire what waited too long. When OpenCode failed a read or an answer, go again
+        after a second: list what is open if a request went unread, and under allow or deny
+        answer again what OpenCode did not take (a request still open here was never answered)."""
         now = time.monotonic()
-        for request_id, (kind, session_id, seen) in list(self._open.items()):
-            if now - seen >= self.input_timeout:
+        if self._missed_at is not None and now - self._missed_at >= RETRY_SECONDS:
+            await self._reconcile()
+        for request_id, request in list(self._open.items()):
+            if now - request.seen >= self.input_timeout:
                 message = (
                     f"No answer within INPUT_TIMEOUT_SECONDS={self.input_timeout:g}s; the gateway rejected it. "
                     "Continue without this action."
                 )
-                await self._answer(request_id, kind, allow=False, message=message)
-                self.add_notice(
-                    session_id,
-                    f"{kind} request {request_id} got no answer within {self.input_timeout:g}s and was rejected",
-                )
+                if await self._answer(request_id, request.kind, allow=False, message=message):
+                    self.add_notice(
+                        request.session_id,
+                        f"{request.kind} request {request_id} got no answer within {self.input_timeout:g}s "
+                        "and was rejected",
+                    )
+            elif self.policy != "ask" and now - request.tried >= RETRY_SECONDS:
+                await self._apply_policy(request_id)
 
-    async def _answer(self, request_id: str, kind: str, *, allow: bool, message: str | None = None) -> None:
+    async def _answer(self, request_id: str, kind: str, *, allow: bool, message: str | None = None) -> bool:
+        """Whether the request is settled: answered now, or meanwhile by someone else."""
         try:
             await reply(self._client, request_id, kind, "once" if allow else "reject", message=message)
         except OpenCodeNotFound:
             pass  # answered meanwhile
         except OpenCodeError as exc:
-            log.warning("could not answer %s %s: %s", kind, request_id, exc)
-            return
+            log.warning("could not answer %s %s (trying again): %s", kind, request_id, exc)
+            return False
         self._open.pop(request_id, None)
+        return True
 
     async def _is_ours(self, session_id: str) -> bool:
         if not session_id:
@@ -207,6 +246,7 @@ class PermissionBroker:
             try:
                 session = await self._client.get_session(session_id)
             except OpenCodeError:
+                self._missed_at = self._missed_at or time.monotonic()
                 return False
             self._ours[session_id] = is_ours(session.metadata, self.policy)
         return self._ours[session_id]

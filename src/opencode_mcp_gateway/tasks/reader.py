@@ -2,7 +2,9 @@
 
 A task id resolves to its session, the session's messages and the turn's user message;
 everything a read reports is derived from those, the session's status and the open
-permission/question requests (fetched only while the task runs).
+permission/question requests (fetched only while the task runs, and only when its caller is
+the one to answer them: under PERMISSION_POLICY allow or deny the gateway answers, and a
+read that lands between OpenCode asking and the gateway answering still sees `running`).
 """
 
 from __future__ import annotations
@@ -138,7 +140,7 @@ class TaskReader:
             turn.messages = await self.turn_messages(tid)
             state = await self._derive(turn)
         pending: list[PendingRequest] = []
-        if may_ask(state):
+        if may_ask(state) and not self.broker.answers_itself(turn.session.metadata):
             pending = await open_requests(self.client, tid.session_id, directory)
             await_input(state, len(pending))
         files: list[FileChange] = []
