@@ -229,13 +229,21 @@ class TaskPool:
 
     async def kept_tasks(self) -> list[KeptTask]:
         """The tasks of the stopped sandboxes the caller may enter, as they were when each stopped."""
-        if self.sandboxes is None:
+        sandboxes = self.sandboxes
+        if sandboxes is None:
             return []
-        kept = []
-        for raw in self.sandboxes.kept_listings():
-            with contextlib.suppress(ValidationError):  # a file of another version: left out
-                kept.append(KeptTask.model_validate(raw))
-        return kept
+
+        def read() -> list[KeptTask]:
+            kept = []
+            for raw in sandboxes.kept_listings():
+                with contextlib.suppress(ValidationError):  # a file of another version: left out
+                    kept.append(KeptTask.model_validate(raw))
+            return kept
+
+        # A file per stopped sandbox: an admin's listing with thousands of them reads for
+        # tens of milliseconds (docs/design.md), which must not stall every other call.
+        # The thread sees the caller (context variables are copied to it).
+        return await anyio.to_thread.run_sync(read)
 
     # -- health ------------------------------------------------------------------------------
     async def health(self, timeout: float = 3.0) -> tuple[OpenCodeHealth, list[WorkerHealth]]:
