@@ -122,12 +122,27 @@ def on_task(name: str, prepare: Callable[[mcp.Client, InMemoryGateway], Awaitabl
     situation(name)(play)
 
 
+async def stepping(c: mcp.Client, gw: InMemoryGateway) -> dict[str, Any]:
+    gw.fake.queue(Tool("read", {"filePath": "calc.py"}), Hold(), Reply("Done."))
+    started = data(await c.call_tool("run_coding_task_async", {"prompt": "Change calc.py"}))
+    await gw.fake.held()
+    return started
+
+
 on_task("get_task_status: running task", running, "get_task_status")
+on_task("get_task_status: running task past its first step", stepping, "get_task_status")
 on_task("get_task_status: finished task that changed a file", edited, "get_task_status")
 on_task("get_task_status wait_seconds=5: finished task that changed a file", edited, "get_task_status")
 on_task("get_task_messages", edited, "get_task_messages")
 on_task("get_task_diff", edited, "get_task_diff")
 on_task("abort_task: running task", running, "abort_task")
+
+
+@situation("get_task_status: running task past its first step (PERMISSION_POLICY=ask)", policy="ask")
+async def _stepping_asking(gw: InMemoryGateway, c: mcp.Client, counted: Counted) -> None:
+    task = await stepping(c, gw)
+    async with counted():
+        await c.call_tool("get_task_status", {"task_id": task["task_id"]})
 
 
 @situation("respond_to_task: one permission (PERMISSION_POLICY=ask)", policy="ask")
