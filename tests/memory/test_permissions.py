@@ -134,7 +134,13 @@ async def test_a_blocking_call_waits_while_the_gateway_answers_and_retries_a_fai
         await gw.fake.until(lambda: gw.fake.calls.count("POST /permission/{rid}/reply"))
         meanwhile = data(await c.call_tool("get_task_status", {"task_id": started["task_id"]}))
         done = data(await c.call_tool("get_task_status", {"task_id": started["task_id"], "wait_seconds": 10}))
+        answered = await c.call_tool(
+            "respond_to_task", {"task_id": started["task_id"], "request_id": "per_x", "reply": "once"}
+        )
     assert meanwhile["status"] == "running" and meanwhile["pending"] == []
+    assert answered.is_error and f"PERMISSION_POLICY={policy}: the gateway answers every request" in error_text(
+        answered
+    )
     assert done["status"] == "completed" and done["result"] == "carried on"
     assert gw.fake.calls.count("POST /permission/{rid}/reply") == 2
     denied = ["OpenCode asks permission for bash: rm -rf / — denied by policy"]

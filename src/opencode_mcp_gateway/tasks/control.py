@@ -64,9 +64,15 @@ class TaskControl:
         request = next((p for p in view.pending if p.id == request_id), None)
         if request is None:
             open_ids = ", ".join(p.id for p in view.pending) or "none"
+            why = (
+                f" (PERMISSION_POLICY={self.broker.policy}: the gateway answers every request itself; "
+                "respond_to_task answers under PERMISSION_POLICY=ask)"
+                if self.broker.policy != "ask"
+                else ""
+            )
             raise TaskError(
                 f"task {view.task_id} has no open request {request_id!r} (status {view.status}); "
-                f"open requests: {open_ids}"
+                f"open requests: {open_ids}{why}"
             )
         if request.kind == "permission":
             if decision not in PERMISSION_REPLIES:
