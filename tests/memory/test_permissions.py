@@ -154,4 +154,18 @@ async def test_a_request_whose_session_could_not_be_read_is_answered_after_a_sec
         done = data(await c.call_tool("run_coding_task", {"prompt": "x", "timeout_seconds": 10}))
     assert done["status"] == "completed" and done["result"] == "carried on"
     assert len(done["notices"]) == 1 and "denied by policy" in done["notices"][0]
-    assert gw.fake.calls.count("GET /session/{sid}") == 2 and "GET /permission" in gw.fake.calls
+    assert gw.fake.calls.count("GET /session/{sid}") == 2  # read again a second later, not listed
+
+
+async def test_a_request_asked_during_a_gap_is_found_even_when_the_first_listing_fails() -> None:
+    async with in_memory_gateway(permission_policy="deny") as gw, gw.mcp() as c:
+        gw.fake.queue(Hold(), Ask(), Reply("carried on"))
+        started = data(await c.call_tool("run_coding_task_async", {"prompt": "x"}))
+        gw.fake.muted = True  # the request is asked while the stream is down
+        gw.fake.resume(await gw.fake.held())
+        gw.fake.muted = False
+        gw.fake.fail("GET /permission")
+        gw.hub.dispatch({"type": "gateway.resync", "properties": {}})
+        done = data(await c.call_tool("get_task_status", {"task_id": started["task_id"], "wait_seconds": 10}))
+    assert done["status"] == "completed" and done["result"] == "carried on"
+    assert gw.fake.calls.count("GET /permission") == 2  # listed again a second later

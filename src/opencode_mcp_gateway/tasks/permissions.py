@@ -138,7 +138,10 @@ class PermissionBroker:
         self._open: dict[str, _OpenRequest] = {}
         self._ours: LRU[str, bool] = LRU(10_000)
         self._notices: LRU[str, deque[str]] = LRU(5000)
-        self._missed_at: float | None = None  # a request went unread (OpenCode failed us): look again
+        # Asked in a session OpenCode failed to let us read: asked again at the next tick
+        self._unread: LRU[str, tuple[dict[str, Any], str]] = LRU(1000)
+        self._last_retry = 0.0
+        self._resync_failed = False  # the listing after a gap failed: list again at the next tick
 
     def answers_itself(self, session_metadata: dict[str, Any]) -> bool:
         """Whether this gateway (or a replica of its policy) answers the session's requests
@@ -169,13 +172,22 @@ class PermissionBroker:
         if kind in ("permission.asked", "question.asked"):
             await self._on_asked(props, "permission" if kind == "permission.asked" else "question")
         elif kind in ("permission.replied", "question.replied", "question.rejected"):
-            self._open.pop(str(props.get("requestID") or props.get("id")), None)
+            request_id = str(props.get("requestID") or props.get("id"))
+            self._open.pop(request_id, None)
+            self._unread.pop(request_id, None)
         elif kind == "gateway.resync":
             await self._reconcile()
 
     async def _on_asked(self, raw: dict[str, Any], kind: str) -> None:
         request_id, session_id = str(raw.get("id")), session_id_of({"properties": raw}) or ""
-        if request_id in self._open or not await self._is_ours(session_id):
+        if request_id in self._open:
+            return
+        ours = await self._is_ours(session_id)
+        if ours is None:
+            self._unread[request_id] = (raw, kind)
+            return
+        self._unread.pop(request_id, None)
+        if not ours:
             return
         description = describe_request(raw, kind).description
         self._open[request_id] = _OpenRequest(kind, session_id, time.monotonic(), description)
@@ -191,12 +203,12 @@ class PermissionBroker:
 
     async def _reconcile(self) -> None:
         """After a gap: pick up requests asked while the stream was down."""
-        self._missed_at = None
+        self._resync_failed = False
         try:
             found = [(r, "permission") for r in await self._client.permissions()]
             found += [(r, "question") for r in await self._client.questions()]
         except OpenCodeError:
-            self._missed_at = time.monotonic()
+            self._resync_failed = True
             return
         live = {str(r.get("id")) for r, _ in found}
         for request_id in list(self._open):
@@ -207,11 +219,16 @@ class PermissionBroker:
 
     async def _tick(self) -> None:
         """Expire what waited too long. When OpenCode failed a read or an answer, go again
-        after a second: list what is open if a request went unread, and under allow or deny
-        answer again what OpenCode did not take (a request still open here was never answered)."""
+        after a second: the listing after a gap, the requests whose session could not be read
+        (they may be in any directory, which a listing would not cover), and under allow or
+        deny the answers OpenCode did not take (a request still open here was never answered)."""
         now = time.monotonic()
-        if self._missed_at is not None and now - self._missed_at >= RETRY_SECONDS:
-            await self._reconcile()
+        if now - self._last_retry >= RETRY_SECONDS and (self._resync_failed or self._unread):
+            self._last_retry = now
+            if self._resync_failed:
+                await self._reconcile()
+            for raw, kind in list(self._unread.values()):
+                await self._on_asked(raw, kind)
         for request_id, request in list(self._open.items()):
             if now - request.seen >= self.input_timeout:
                 message = (
@@ -239,15 +256,17 @@ class PermissionBroker:
         self._open.pop(request_id, None)
         return True
 
-    async def _is_ours(self, session_id: str) -> bool:
+    async def _is_ours(self, session_id: str) -> bool | None:
+        """None: OpenCode failed the read, so nobody knows yet."""
         if not session_id:
             return False
         if session_id not in self._ours:
             try:
                 session = await self._client.get_session(session_id)
-            except OpenCodeError:
-                self._missed_at = self._missed_at or time.monotonic()
+            except OpenCodeNotFound:
                 return False
+            except OpenCodeError:
+                return None
             self._ours[session_id] = is_ours(session.metadata, self.policy)
         return self._ours[session_id]
 
