@@ -10,10 +10,10 @@ Arrows: tasks may import `workspaces`, `opencode`, `observability`, `primitives`
 `config`; never `fleet`, `tools`, `edge` or the entry points (they import tasks).
 """
 
+from .broker import PermissionBroker
 from .catalog import Catalog, UnknownChoice
 from .errors import TaskError
 from .ids import InvalidTaskId, TaskId, parse_task_id
-from .permissions import PermissionBroker
 from .service import TaskOperations, TaskService
 from .submitter import TaskRequest
 from .waiter import Asker, Reporter

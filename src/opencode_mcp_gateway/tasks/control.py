@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 
 from ..opencode import OpenCodeClient, OpenCodeError, OpenCodeNotFound
+from .broker import PermissionBroker
 from .errors import TaskError
 from .ids import TaskId
-from .permissions import PERMISSION_REPLIES, PermissionBroker, reply
+from .permissions import PERMISSION_REPLIES, reply
 from .reader import TaskReader
 from .state import TERMINAL
 from .views import AbortView, PendingRequest, RespondView

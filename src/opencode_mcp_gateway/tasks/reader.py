@@ -20,10 +20,11 @@ from ..config import Settings
 from ..opencode import Message, OpenCodeClient, OpenCodeNotFound, Session
 from ..workspaces import Record, Workspaces
 from . import bounds, shaping, structured
+from .broker import PermissionBroker
 from .budget import Budget, explain
 from .errors import TaskError
 from .ids import TaskId, seconds_since_made
-from .permissions import PermissionBroker, open_requests
+from .permissions import open_requests
 from .session_errors import SessionErrorLog
 from .sessions import SessionStore
 from .state import TurnState, await_input, derive, find_user_message, may_ask

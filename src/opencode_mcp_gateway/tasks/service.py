@@ -17,11 +17,11 @@ from typing import Protocol
 from ..config import Settings
 from ..opencode import EventHub, OpenCodeClient
 from ..workspaces import Workspaces
+from .broker import PermissionBroker
 from .catalog import Catalog
 from .control import TaskControl
 from .ids import TaskId
 from .pages import TaskPages
-from .permissions import PermissionBroker
 from .reader import TaskReader
 from .session_errors import SessionErrorLog
 from .sessions import SessionStore
