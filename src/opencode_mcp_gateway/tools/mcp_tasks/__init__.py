@@ -17,8 +17,8 @@ A request that does not ask for a task is served as before.
   every argument through the tool's own parsing and submit path).
 
 WHEN THE SDK SHIPS TASKS (the MCP Python SDK 2.x implements neither era as of 2.3.0):
-delete this package, the `backgrounded()` branch and `TasksExtension`/`attach` lines in
-`tools/server.py`, and give the SDK a task store that reads the gateway's tasks (the
+delete this package, the `backgrounded()` branch in `tools/running.py` and the
+`TasksExtension`/`attach` lines in `tools/server.py`, and give the SDK a task store that reads the gateway's tasks (the
 task id is the gateway's). tests/e2e/test_mcp_tasks.py states the behaviour to keep.
 """
 
