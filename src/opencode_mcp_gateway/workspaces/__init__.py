@@ -3,8 +3,8 @@
 * `directory`: the `directory` a task names, checked against WORKSPACE_ROOT.
 * `git`: the one way git runs (no hooks, drivers or prompts; credentials on a pipe).
 * `repos`: cached clones, allow-list and ref checks.
-* `manager`: a task's worktree and branch from start to push (`Workspaces`), its record in
-  the session's metadata.
+* `manager`: a task's worktree and branch from start to push (`Workspaces`).
+* `record`: the workspace as the session's metadata records it (`Record`), and a `Plan`.
 * `branch_diff`: what a branch changed, for `get_task_diff`.
 
 Every refusal is a `WorkspaceError` (`RepositoryError` for git and the network).
@@ -14,7 +14,8 @@ Arrows: workspaces may import `opencode`, `primitives` and `config`; never `task
 
 from .directory import WorkspaceError, check_inside_root, confirm_session_directory, resolve_directory
 from .git import Git, RepositoryError, find_credential, strip_userinfo
-from .manager import TRAILER, Plan, Record, Workspaces
+from .manager import Workspaces
+from .record import TRAILER, Plan, Record
 from .repos import Repos, Tree, check_ref_name, check_repository, clean_url, file_lock
 
 __all__ = [

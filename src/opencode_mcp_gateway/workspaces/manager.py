@@ -23,7 +23,7 @@ import os
 import secrets
 import time
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -35,46 +35,11 @@ from ..primitives import LRU
 from .branch_diff import branch_diff
 from .directory import resolve_directory
 from .git import Git, RepositoryError, find_credential, strip_userinfo
+from .record import TRAILER, Plan, Record
 from .repos import Repos, Tree, check_ref_name, check_repository, clean_url, file_lock
 
 log = logging.getLogger(__name__)
-TRAILER = "Opencode-Task-Id"
 SETTLE_GRACE_SECONDS = 1.0  # an idle session's work is committed this long after the event
-
-
-@dataclass
-class Record:
-    """What the session's metadata holds under `workspace` (the view shows all but the last four)."""
-
-    repository: str
-    ref: str
-    base_commit: str
-    branch: str | None
-    head_commit: str | None
-    directory: str
-    pushed: bool
-    push_error: str | None
-    push: bool
-    git_dir: str
-    remote: bool
-    task_id: str | None = None
-
-    @property
-    def tree(self) -> Tree:
-        return Tree(Path(self.directory), Path(self.git_dir))
-
-    @classmethod
-    def of(cls, session: Session) -> Record | None:
-        raw = session.metadata.get("workspace")
-        if not isinstance(raw, dict):
-            return None
-        return cls(**{k: v for k, v in raw.items() if k in cls.__dataclass_fields__})
-
-
-@dataclass
-class Plan:
-    record: Record
-    url: str | None  # as given (it may carry the caller's own credential): kept in memory only
 
 
 class Workspaces:
