@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = load_settings(**overrides)
         if settings.spawn_opencode or settings.opencode_only:
-            from .opencode.supervisor import find_binary
+            from .opencode.setup import find_binary
 
             find_binary(settings.opencode_bin)
         if settings.mcp_api_keys_file:

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx2
 
-from opencode_mcp_gateway.opencode.supervisor import OFFLINE_ENV, prepare_state
+from opencode_mcp_gateway.opencode.setup import OFFLINE_ENV, prepare_state
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ import pytest
 
 from opencode_mcp_gateway.config import ConfigError, load_settings
 from opencode_mcp_gateway.opencode import MessageInfo, Session
-from opencode_mcp_gateway.opencode.supervisor import opencode_config
+from opencode_mcp_gateway.opencode.setup import opencode_config
 from opencode_mcp_gateway.tasks.budget import Budget, BudgetError, explain, resolve
 from opencode_mcp_gateway.tasks.permissions import session_metadata
 from opencode_mcp_gateway.tasks.state import TurnState, message_figures

@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 
 import opencode_mcp_gateway
-from opencode_mcp_gateway.opencode import supervisor
+from opencode_mcp_gateway.opencode import setup
 from opencode_mcp_gateway.opencode.pins import OPENCODE_VERSION
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,7 +25,7 @@ def test_the_gateway_version_is_pyprojects() -> None:
 def test_the_opencode_pin_is_pins_py() -> None:
     npm = json.loads((REPO / ".tools" / "package.json").read_text())["dependencies"]["opencode-ai"]
     assert npm == OPENCODE_VERSION, ".tools/package.json must pin the opencode-ai of opencode/pins.py"
-    assert supervisor.PLUGIN_VERSION == OPENCODE_VERSION
+    assert setup.PLUGIN_VERSION == OPENCODE_VERSION
 
 
 def test_the_dockerfile_states_no_version_of_its_own() -> None:

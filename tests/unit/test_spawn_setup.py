@@ -13,7 +13,8 @@ import opencode_mcp_gateway
 from opencode_mcp_gateway import cli
 from opencode_mcp_gateway.config import Settings
 from opencode_mcp_gateway.opencode.pins import OPENCODE_VERSION
-from opencode_mcp_gateway.opencode.supervisor import OpenCodeSupervisor, find_binary, opencode_config, prepare_state
+from opencode_mcp_gateway.opencode.setup import find_binary, opencode_config, prepare_state
+from opencode_mcp_gateway.opencode.supervisor import OpenCodeSupervisor
 
 PROVIDER: dict[str, Any] = {
     "opencode_api_url": "http://llm.test/v1",

@@ -5,7 +5,8 @@ serve` (`OpenCodeClient`), its payload models, its errors (one base, `OpenCodeEr
 the shared event stream (`EventHub`).
 
 Run (public modules, imported by name where needed so that the client stays light):
-`supervisor` (spawn mode: runs and restarts `opencode serve`), `llm_proxy` (the model
+`supervisor` (spawn mode: runs and restarts `opencode serve`), `setup` (the config, offline
+environment and state directories of any OpenCode the gateway runs), `llm_proxy` (the model
 behind a per-OpenCode token), `split_pod` (the chart's OpenCode-only container), `pins`
 (the one OpenCode release the gateway is built and tested against, and the range it
 supports) and `versions` (which OpenCode answers, and whether the gateway speaks it).

@@ -14,7 +14,7 @@ from typing import Any
 from ...config import Settings
 from ...opencode import EventHub, OpenCodeClient
 from ...opencode.llm_proxy import LLMProxy
-from ...opencode.supervisor import OFFLINE_ENV, default_state_dir, find_binary, opencode_config
+from ...opencode.setup import OFFLINE_ENV, default_state_dir, find_binary, opencode_config
 from ..worker import Worker, build_worker
 from .keys import SandboxKeys
 from .local import LocalRuntime

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...opencode.supervisor import OFFLINE_ENV
+from ...opencode.setup import OFFLINE_ENV
 from .runtime import SandboxSpec
 
 PORT = 4096  # OpenCode's, in every sandbox pod

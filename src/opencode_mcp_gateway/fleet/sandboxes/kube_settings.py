@@ -8,7 +8,7 @@ import json
 from lightkube import AsyncClient
 
 from ...config import Settings
-from ...opencode.supervisor import opencode_config
+from ...opencode.setup import opencode_config
 from .kube_objects import PodTemplate
 from .kubernetes import KubernetesRuntime
 

@@ -38,7 +38,7 @@ from pathlib import Path
 import anyio
 import httpx2
 
-from ...opencode.supervisor import prepare_state
+from ...opencode.setup import prepare_state
 from .runtime import SandboxEndpoint, SandboxError, SandboxSpec
 
 log = logging.getLogger(__name__)
