@@ -18,13 +18,7 @@ import httpx2
 
 from ..observability import metrics, tracing
 from ..primitives import SingleFlight
-from ._errors import (
-    OpenCodeAuthError,
-    OpenCodeNotAPI,
-    OpenCodeNotFound,
-    OpenCodeRequestError,
-    OpenCodeUnavailable,
-)
+from ._errors import OpenCodeRequestError, OpenCodeUnavailable, decode
 from ._models import Agent, Health, Message, Session
 from ._unreadable import MessageWalk, cannot_list
 from .versions import VersionGate, detect
@@ -114,7 +108,7 @@ class OpenCodeClient:
                 outcome = "error"
                 if headers_out is not None:
                     headers_out.update(response.headers)
-                decoded = _decode(response, f"{method} {path}")
+                decoded = decode(response, f"{method} {path}")
                 outcome = "ok"
                 return decoded
             except httpx2.TimeoutException as exc:
@@ -138,7 +132,7 @@ class OpenCodeClient:
             async with self._stream_http.stream("GET", path) as response:
                 if response.status_code >= 400:
                     await response.aread()
-                    _decode(response, f"GET {path}")
+                    decode(response, f"GET {path}")
                 yield response
         except httpx2.TransportError as exc:
             raise OpenCodeUnavailable(f"event stream from {self.display_url} failed ({type(exc).__name__})") from exc
@@ -308,40 +302,6 @@ class OpenCodeClient:
 
     async def reject_question(self, request_id: str) -> None:
         await self._request("POST", f"/question/{request_id}/reject")
-
-
-def _decode(response: httpx2.Response, what: str) -> Any:
-    if response.status_code == 204:
-        return None
-    if response.status_code == 401:
-        raise OpenCodeAuthError(
-            "OpenCode refused the gateway's credentials: set OPENCODE_USERNAME/OPENCODE_PASSWORD "
-            "to match OPENCODE_SERVER_USERNAME/OPENCODE_SERVER_PASSWORD of opencode serve"
-        )
-    if response.status_code >= 400:
-        message = _error_message(response) or f"HTTP {response.status_code}"
-        if response.status_code == 404:
-            raise OpenCodeNotFound(message)
-        raise OpenCodeRequestError(f"OpenCode rejected {what}: {message}", response.status_code)
-    if "json" not in response.headers.get("content-type", ""):
-        # Unknown routes answer 200 with the web UI's HTML: not the OpenCode API we expect.
-        raise OpenCodeNotAPI(f"OpenCode answered {what} with non-JSON content; is OPENCODE_BASE_URL right?")
-    return response.json()
-
-
-def _error_message(response: httpx2.Response) -> str | None:
-    """OpenCode has two error shapes: {name, data:{message}} and {_tag, message}."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200] or None
-    if isinstance(body, dict):
-        data = body.get("data")
-        if isinstance(data, dict) and data.get("message"):
-            return str(data["message"])
-        if body.get("message"):
-            return str(body["message"])
-    return None
 
 
 def redact_url(url: str) -> str:

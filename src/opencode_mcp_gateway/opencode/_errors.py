@@ -1,6 +1,11 @@
-"""One exception hierarchy for everything that can go wrong talking to OpenCode."""
+"""One exception hierarchy for everything that can go wrong talking to OpenCode, and how
+an answer of OpenCode becomes its value or one of them (`decode`)."""
 
 from __future__ import annotations
+
+from typing import Any
+
+import httpx2
 
 
 class OpenCodeError(Exception):
@@ -38,3 +43,38 @@ class OpenCodeUnsupported(OpenCodeError):
     def __init__(self, message: str, version: str | None) -> None:
         super().__init__(message)
         self.version = version
+
+
+def decode(response: httpx2.Response, what: str) -> Any:
+    """The JSON of a successful answer (None for 204); else the error it means."""
+    if response.status_code == 204:
+        return None
+    if response.status_code == 401:
+        raise OpenCodeAuthError(
+            "OpenCode refused the gateway's credentials: set OPENCODE_USERNAME/OPENCODE_PASSWORD "
+            "to match OPENCODE_SERVER_USERNAME/OPENCODE_SERVER_PASSWORD of opencode serve"
+        )
+    if response.status_code >= 400:
+        message = _error_message(response) or f"HTTP {response.status_code}"
+        if response.status_code == 404:
+            raise OpenCodeNotFound(message)
+        raise OpenCodeRequestError(f"OpenCode rejected {what}: {message}", response.status_code)
+    if "json" not in response.headers.get("content-type", ""):
+        # Unknown routes answer 200 with the web UI's HTML: not the OpenCode API we expect.
+        raise OpenCodeNotAPI(f"OpenCode answered {what} with non-JSON content; is OPENCODE_BASE_URL right?")
+    return response.json()
+
+
+def _error_message(response: httpx2.Response) -> str | None:
+    """OpenCode has two error shapes: {name, data:{message}} and {_tag, message}."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200] or None
+    if isinstance(body, dict):
+        data = body.get("data")
+        if isinstance(data, dict) and data.get("message"):
+            return str(data["message"])
+        if body.get("message"):
+            return str(body["message"])
+    return None
