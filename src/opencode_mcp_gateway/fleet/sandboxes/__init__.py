@@ -5,8 +5,9 @@ task (SANDBOX=task), inside an operating-system boundary, run as dynamic workers
 * `local`: bubblewrap on this machine, with `inside` (the relay that runs in the sandbox);
 * `keys`: sandbox names, and the passwords and LLM tokens derived from them;
 * `manager`: which sandbox a task needs, and each sandbox's life (idle stop, wake, limits),
-  with `records` (what the gateway keeps about each, outside every sandbox) and `listings`
-  (a stopped sandbox's tasks, as `list_tasks` showed them when it stopped);
+  with `records` (what the gateway keeps about each, outside every sandbox), `listings`
+  (a stopped sandbox's tasks, as `list_tasks` showed them when it stopped) and
+  `directories` (which directory a caller may have its sandbox show);
 * `assembly`: the runtime chosen by SANDBOX_RUNTIME (`build_runtime`), and the manager.
 
 Arrows: fleet.sandboxes may import `fleet.worker`, `tasks`, `workspaces`, `opencode`,

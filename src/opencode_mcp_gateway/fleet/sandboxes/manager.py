@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
@@ -38,9 +37,9 @@ from ...observability import metrics
 from ...tasks import TaskError, TaskId
 from ...tasks.ownership import SHARED_OWNER, current_caller
 from ...tasks.views import SandboxHealth
-from ...workspaces import WorkspaceError, resolve_directory
 from ..worker import Listing, Worker
 from . import listings
+from .directories import shown_directory
 from .keys import SandboxKeys, is_sandbox_name, scope_of
 from .records import Meta, Records
 from .runtime import SandboxEndpoint, SandboxError, SandboxRuntime, SandboxSpec
@@ -119,7 +118,7 @@ class SandboxManager:
     async def for_new_task(self, directory: str | None) -> Worker:
         owner = self._owner()
         name = self.keys.caller_sandbox(owner) if self.scope == "caller" else self.keys.task_sandbox(owner)
-        return await self.open(name, directory=self._directory(directory), owner=owner)
+        return await self.open(name, directory=shown_directory(directory, self.settings, self.root), owner=owner)
 
     async def enter(self, tid: TaskId) -> Worker:
         self.check_entry(tid)
@@ -150,26 +149,6 @@ class SandboxManager:
             if not self._in_use[name]:
                 del self._in_use[name]
             self.records.touch(name)
-
-    def _directory(self, directory: str | None) -> str | None:
-        if directory is None or not directory.strip():
-            return None
-        if not self.settings.workspace_root:
-            raise WorkspaceError(
-                "directory needs WORKSPACE_ROOT with sandboxes: a sandbox shows its agent only directories under "
-                "it. Leave directory out (the task runs in your sandbox's own workspace) or ask the operator"
-            )
-        path = resolve_directory(directory, self.settings.workspace_root)
-        assert path is not None
-        for held in self._gateway_paths():
-            if os.path.commonpath([path, held]) == path:
-                raise WorkspaceError(f"directory {directory!r} holds the gateway's own files; choose one inside it")
-        return path
-
-    def _gateway_paths(self) -> list[str]:
-        s = self.settings
-        paths = [str(self.root), s.mcp_api_keys_file, s.git_credentials_file, s.workspaces_path]
-        return [os.path.realpath(p) for p in paths if p]
 
     # -- starting and stopping ----------------------------------------------------------------------
     async def open(self, name: str, *, directory: str | None = None, owner: str | None = None) -> Worker:
