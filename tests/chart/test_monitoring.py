@@ -33,6 +33,7 @@ PROMISED = {
     "ocgw_llm_cost_usd_total": {"model"},
     "ocgw_webhook_deliveries_total": {"event", "result"},  # issue 21
     "ocgw_webhook_retry_backlog": set(),
+    "ocgw_permission_requests_total": {"kind", "outcome"},
 }
 
 

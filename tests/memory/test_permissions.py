@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from opencode_mcp_gateway.observability import metrics
 from opencode_mcp_gateway.tasks.permissions import DENY_MESSAGE, session_metadata
 from tests.support.client import data, error_text
 from tests.support.fake_opencode import Ask, FakeOpenCode, Hold, Question, Reply
@@ -169,3 +170,35 @@ async def test_a_request_asked_during_a_gap_is_found_even_when_the_first_listing
         done = data(await c.call_tool("get_task_status", {"task_id": started["task_id"], "wait_seconds": 10}))
     assert done["status"] == "completed" and done["result"] == "carried on"
     assert gw.fake.calls.count("GET /permission") == 2  # listed again a second later
+
+
+def settled(kind: str, outcome: str) -> float:
+    return metrics.REGISTRY.get_sample_value("ocgw_permission_requests_total", {"kind": kind, "outcome": outcome}) or 0
+
+
+@pytest.mark.parametrize(
+    ("policy", "answer", "outcome"),
+    [("allow", None, "allowed"), ("deny", None, "denied"), ("ask", "once", "answered"), ("ask", None, "expired")],
+)
+async def test_each_settled_request_is_counted_once_by_how_it_ended(
+    policy: str, answer: str | None, outcome: str
+) -> None:
+    fake = FakeOpenCode()
+    before = {o: settled("permission", o) for o in ("allowed", "denied", "answered", "expired")}
+    # two replicas of one policy both see the request; the one OpenCode took counts it
+    async with (
+        in_memory_gateway(fake, permission_policy=policy, input_timeout_seconds=0.2) as gw,
+        in_memory_gateway(fake, permission_policy=policy, input_timeout_seconds=0.2),
+        gw.mcp() as c,
+    ):
+        fake.queue(Ask(), Reply("went on"))
+        started = data(await c.call_tool("run_coding_task_async", {"prompt": "x"}))
+        if answer:
+            waiting = data(await c.call_tool("get_task_status", {"task_id": started["task_id"], "wait_seconds": 5}))
+            request = {"task_id": started["task_id"], "request_id": waiting["pending"][0]["id"], "reply": answer}
+            await c.call_tool("respond_to_task", request)
+        await fake.until(lambda: not fake.world.permissions)
+        done = data(await c.call_tool("get_task_status", {"task_id": started["task_id"], "wait_seconds": 5}))
+    assert done["status"] == "completed"
+    after = {o: settled("permission", o) - before[o] for o in before}
+    assert after == {o: (1 if o == outcome else 0) for o in before}

@@ -84,6 +84,16 @@ for _event in ("task.completed", "task.failed", "task.aborted", "task.waiting_fo
 WEBHOOK_RETRY_BACKLOG = Gauge(
     "ocgw_webhook_retry_backlog", "Webhook deliveries waiting for their next attempt", registry=REGISTRY
 )
+PERMISSION_REQUESTS = Counter(
+    "ocgw_permission_requests",
+    "Permission and question requests of this gateway's tasks that it settled, by kind and outcome: allowed or "
+    "denied by PERMISSION_POLICY, answered by the caller, expired (INPUT_TIMEOUT_SECONDS)",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)
+for _kind in ("permission", "question"):
+    for _outcome in ("allowed", "denied", "answered", "expired"):
+        PERMISSION_REQUESTS.labels(_kind, _outcome)
 SANDBOXES = Gauge("ocgw_sandboxes", "Sandboxes by state (starting, running, stopped)", ["state"], registry=REGISTRY)
 SANDBOX_START_SECONDS = Histogram(
     "ocgw_sandbox_start_seconds",

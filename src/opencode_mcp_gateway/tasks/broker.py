@@ -16,6 +16,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from ..observability import metrics
 from ..opencode import Event, EventHub, OpenCodeClient, OpenCodeError, OpenCodeNotFound, session_id_of
 from ..primitives import LRU
 from .permissions import DENY_MESSAGE, describe_request, is_ours, reply
@@ -104,8 +105,8 @@ class PermissionBroker:
         request = self._open[request_id]
         request.tried = time.monotonic()
         if self.policy == "allow":
-            await self._answer(request_id, request.kind, allow=True)
-        elif self.policy == "deny" and await self._answer(request_id, request.kind, allow=False, message=DENY_MESSAGE):
+            await self._answer(request_id, request.kind, "allowed")
+        elif self.policy == "deny" and await self._answer(request_id, request.kind, "denied", message=DENY_MESSAGE):
             self.add_notice(request.session_id, f"{request.description} — denied by policy")
 
     async def _reconcile(self) -> None:
@@ -142,7 +143,7 @@ class PermissionBroker:
                     f"No answer within INPUT_TIMEOUT_SECONDS={self.input_timeout:g}s; the gateway rejected it. "
                     "Continue without this action."
                 )
-                if await self._answer(request_id, request.kind, allow=False, message=message):
+                if await self._answer(request_id, request.kind, "expired", message=message):
                     self.add_notice(
                         request.session_id,
                         f"{request.kind} request {request_id} got no answer within {self.input_timeout:g}s "
@@ -151,10 +152,12 @@ class PermissionBroker:
             elif self.policy != "ask" and now - request.tried >= RETRY_SECONDS:
                 await self._apply_policy(request_id)
 
-    async def _answer(self, request_id: str, kind: str, *, allow: bool, message: str | None = None) -> bool:
-        """Whether the request is settled: answered now, or meanwhile by someone else."""
+    async def _answer(self, request_id: str, kind: str, outcome: str, *, message: str | None = None) -> bool:
+        """Whether the request is settled: answered now (counted as `outcome`: allowed, denied
+        or expired), or meanwhile by someone else (a replica, the caller)."""
         try:
-            await reply(self._client, request_id, kind, "once" if allow else "reject", message=message)
+            await reply(self._client, request_id, kind, "once" if outcome == "allowed" else "reject", message=message)
+            metrics.PERMISSION_REQUESTS.labels(kind, outcome).inc()
         except OpenCodeNotFound:
             pass  # answered meanwhile
         except OpenCodeError as exc:

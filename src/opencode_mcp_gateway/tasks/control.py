@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from ..observability import metrics
 from ..opencode import OpenCodeClient, OpenCodeError, OpenCodeNotFound
 from .broker import PermissionBroker
 from .errors import TaskError
@@ -104,4 +105,5 @@ class TaskControl:
             await reply(self.client, request.id, request.kind, decision, answers=answers, message=message)
         except OpenCodeNotFound:
             raise TaskError(f"request {request.id} was already answered or has expired") from None
+        metrics.PERMISSION_REQUESTS.labels(request.kind, "answered").inc()
         self.broker.add_notice(tid.session_id, f"{request.kind} request {request.id} answered: {decision}")
