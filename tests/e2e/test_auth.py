@@ -21,6 +21,7 @@ from tests.e2e.test_long_tasks import outside_file, write_outside
 from tests.support.client import data, error_text, mcp_session, script
 from tests.support.oidc_provider import OpenIDProvider, new_key
 from tests.support.procs import Gateway, OpenCodeServer
+from tests.support.scrape import scrape
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -253,10 +254,13 @@ async def test_the_permission_policy_still_governs_owned_tasks(gateways: Any, tm
     keys.write_text(f"ci-bot {CI_KEY}\n")
     gw = gateways.get(PERMISSION_POLICY="deny", MCP_API_KEYS_FILE=str(keys))
     target = outside_file(tmp_path)
+    denied = {"kind": "permission", "outcome": "denied"}
+    before = scrape(gw.url).get_value("ocgw_permission_requests_total", **denied)
     async with as_user(gw, CI_KEY) as ci:
         done = data(await ci.call_tool("run_coding_task", {"prompt": write_outside(target), "timeout_seconds": 60}))
     assert done["status"] == "completed" and not target.exists()
     assert any("denied by policy" in n for n in done["notices"])
+    assert scrape(gw.url).get_value("ocgw_permission_requests_total", **denied) == before + 1
 
 
 # -- list_tasks ---------------------------------------------------------------------------
