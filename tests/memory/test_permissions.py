@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 
 from opencode_mcp_gateway.observability import metrics
@@ -202,3 +203,17 @@ async def test_each_settled_request_is_counted_once_by_how_it_ended(
     assert done["status"] == "completed"
     after = {o: settled("permission", o) - before[o] for o in before}
     assert after == {o: (1 if o == outcome else 0) for o in before}
+
+
+async def test_a_request_whose_session_stays_unreadable_is_given_up_after_the_input_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with in_memory_gateway(permission_policy="deny", input_timeout_seconds=1.5) as gw, gw.mcp() as c:
+        gw.fake.queue(Hold(), Ask(), Reply("x"))
+        await c.call_tool("run_coding_task_async", {"prompt": "x"})
+        gw.fake.fail("GET /session/{sid}", times=1000)
+        gw.fake.resume(await gw.fake.held())
+        await gw.fake.until(lambda: "gave up on permission" in caplog.text, timeout=10)
+        tries = gw.fake.calls.count("GET /session/{sid}")
+        await anyio.sleep(2.5)  # past two more retry seconds: no more reads
+    assert tries >= 2 and gw.fake.calls.count("GET /session/{sid}") == tries

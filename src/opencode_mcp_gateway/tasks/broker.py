@@ -47,7 +47,8 @@ class PermissionBroker:
         self._ours: LRU[str, bool] = LRU(10_000)
         self._notices: LRU[str, deque[str]] = LRU(5000)
         # Asked in a session OpenCode failed to let us read: asked again at the next tick
-        self._unread: LRU[str, tuple[dict[str, Any], str]] = LRU(1000)
+        # (the request, its kind, when first seen): given up after INPUT_TIMEOUT_SECONDS
+        self._unread: LRU[str, tuple[dict[str, Any], str, float]] = LRU(1000)
         self._last_retry = 0.0
         self._resync_failed = False  # the listing after a gap failed: list again at the next tick
 
@@ -92,7 +93,8 @@ class PermissionBroker:
             return
         ours = await self._is_ours(session_id)
         if ours is None:
-            self._unread[request_id] = (raw, kind)
+            first_seen = self._unread[request_id][2] if request_id in self._unread else time.monotonic()
+            self._unread[request_id] = (raw, kind, first_seen)
             return
         self._unread.pop(request_id, None)
         if not ours:
@@ -135,8 +137,12 @@ class PermissionBroker:
             self._last_retry = now
             if self._resync_failed:
                 await self._reconcile()
-            for raw, kind in list(self._unread.values()):
-                await self._on_asked(raw, kind)
+            for request_id, (raw, kind, seen) in list(self._unread.items()):
+                if now - seen >= self.input_timeout:
+                    log.warning("gave up on %s %s: its session could not be read", kind, request_id)
+                    self._unread.pop(request_id, None)
+                else:
+                    await self._on_asked(raw, kind)
         for request_id, request in list(self._open.items()):
             if now - request.seen >= self.input_timeout:
                 message = (
