@@ -46,8 +46,8 @@ class PermissionBroker:
         self._open: dict[str, _OpenRequest] = {}
         self._ours: LRU[str, bool] = LRU(10_000)
         self._notices: LRU[str, deque[str]] = LRU(5000)
-        # Asked in a session OpenCode failed to let us read: asked again at the next tick
-        # (the request, its kind, when first seen): given up after INPUT_TIMEOUT_SECONDS
+        # Requests whose session OpenCode failed to let us read, by id: (the request, its
+        # kind, when first seen). Looked at again every second, given up after INPUT_TIMEOUT_SECONDS.
         self._unread: LRU[str, tuple[dict[str, Any], str, float]] = LRU(1000)
         self._last_retry = 0.0
         self._resync_failed = False  # the listing after a gap failed: list again at the next tick
