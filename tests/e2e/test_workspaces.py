@@ -176,6 +176,24 @@ async def test_an_async_task_is_committed_with_nobody_waiting(ws_gateway: Gatewa
     assert status["workspace"]["head_commit"] == setup.server.branch("proj", branch)
 
 
+async def test_a_failed_push_is_tried_again_without_anybody_asking(ws_gateway: Gateway, setup: Setup) -> None:
+    setup.server.refusing_pushes = True  # as a git server restarting would
+    try:
+        prompt = script(write("later.txt", "pushed later\n"), {"text": "ok"})
+        done = await run(ws_gateway, prompt=prompt, repository=setup.repo(), push=True)
+    finally:
+        setup.server.refusing_pushes = False
+    ws = done["workspace"]
+    assert done["status"] == "completed" and ws["pushed"] is False and ws["push_error"], done
+    assert setup.server.branch("proj", ws["branch"]) is None
+    deadline = time.monotonic() + 30
+    while setup.server.branch("proj", ws["branch"]) != ws["head_commit"]:  # no call: the gateway's own retry
+        assert time.monotonic() < deadline, "the failed push was never tried again"
+        await anyio.sleep(0.3)
+    status = await call(ws_gateway, "get_task_status", task_id=done["task_id"])
+    assert status["workspace"]["pushed"] is True and status["workspace"]["push_error"] is None
+
+
 async def test_replicas_commit_once_and_other_gateways_keep_out(
     ws_gateway: Gateway, gateways: Any, setup: Setup, tmp_path: Path
 ) -> None:

@@ -37,6 +37,7 @@ class GitServer:
         self.username = username
         self.password = password
         self.requests: list[dict[str, Any]] = []
+        self.refusing_pushes = False  # pushes answer 503, as a server restarting would
         self.server: ThreadingHTTPServer | None = None
 
     @property
@@ -110,6 +111,11 @@ class _CgiHandler(BaseHTTPRequestHandler):
             return
         body = self._body()
         path, _, query = self.path.partition("?")
+        if owner.refusing_pushes and "git-receive-pack" in self.path:
+            self.send_response(503)
+            self.send_header("content-length", "0")
+            self.end_headers()
+            return
         env = {
             **os.environ,
             **GIT_ENV,

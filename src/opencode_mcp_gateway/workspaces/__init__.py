@@ -5,6 +5,8 @@
 * `repos`: cached clones, allow-list and ref checks.
 * `manager`: a task's worktree and branch from start to push (`Workspaces`).
 * `record`: the workspace as the session's metadata records it (`Record`), and a `Plan`.
+* `upkeep`: what runs while nobody calls: settling idle sessions, pushing again what failed
+  (on `push_retries`' schedule), removing idle worktrees.
 * `branch_diff`: what a branch changed, for `get_task_diff`.
 
 Every refusal is a `WorkspaceError` (`RepositoryError` for git and the network).

@@ -6,9 +6,9 @@ session's metadata, where every gateway replica reads it. `settle` runs when a t
 ends (from whichever of the waiting call, a status read or the idle watcher gets there
 first): under a lock shared by every process on this filesystem it commits what the
 agent changed, pushes if asked, and records head_commit/pushed/push_error. A repeat
-finds nothing to commit and nothing new to push, so it is harmless. The janitor
-removes worktrees idle for WORKSPACE_TTL_HOURS; the branch keeps the work and a
-follow-up puts the worktree back.
+finds nothing to commit and nothing new to push, so it is harmless; a push that failed is
+tried again when push_retries.py says it is due. The background work (settling idle
+sessions, retrying pushes, removing worktrees idle for WORKSPACE_TTL_HOURS) is upkeep.py.
 
 The git work happens here, in the gateway process, on the filesystem it shares with
 its OpenCode worker (spawn mode, or the same pod).
@@ -30,16 +30,17 @@ from typing import Any
 import anyio
 
 from ..config import Settings
-from ..opencode import EventHub, OpenCodeClient, OpenCodeError, Session
+from ..opencode import EventHub, OpenCodeClient, Session
 from ..primitives import LRU
+from . import upkeep
 from .branch_diff import branch_diff
 from .directory import resolve_directory
 from .git import Git, RepositoryError, find_credential, strip_userinfo
+from .push_retries import PushRetries
 from .record import TRAILER, Plan, Record
 from .repos import Repos, Tree, check_ref_name, check_repository, clean_url, file_lock
 
 log = logging.getLogger(__name__)
-SETTLE_GRACE_SECONDS = 1.0  # an idle session's work is committed this long after the event
 
 
 class Workspaces:
@@ -58,8 +59,9 @@ class Workspaces:
             max_bytes=settings.repository_max_size_mb * 2**20,
         )
         self._urls: LRU[str, str] = LRU(1000)  # session -> URL with the caller's credential
+        self.push_retries = PushRetries()
         self._locks: dict[str, anyio.Lock] = {}
-        self._plain: LRU[str, bool] = LRU(10_000)  # sessions known to have no workspace
+        self.plain: LRU[str, bool] = LRU(10_000)  # sessions known to have no workspace
 
     # -- starting a task -----------------------------------------------------------------------
     async def prepare(
@@ -139,7 +141,7 @@ class Workspaces:
         record = Record.of(session)
         if record is None:
             return None
-        async with self._locked(record.tree):
+        async with self.locked(record.tree):
             if not record.tree.exists() and record.branch and self._here(record):
                 await anyio.to_thread.run_sync(self.repos.restore_worktree, record.tree, record.branch)
             self._note(record.tree, session_id)
@@ -151,9 +153,9 @@ class Workspaces:
         """Commits the turn's changes, pushes if asked, and records the outcome. Idempotent."""
         session = await self.client.get_session(session_id)
         record = Record.of(session)
-        if record is None or not record.branch or not self._owns(record):
+        if record is None or not record.branch or not self.owns(record):
             return record  # not isolated, or another gateway's (another worker, or other settings)
-        async with self._locked(record.tree):
+        async with self.locked(record.tree):
             session = await self.client.get_session(session_id)  # another process may have settled it
             record = Record.of(session) or record
             assert record.branch
@@ -166,19 +168,29 @@ class Workspaces:
                 await anyio.to_thread.run_sync(self.repos.commit_all, record.tree, author, message, trailer)
                 self._note(record.tree, session_id)
             head = await anyio.to_thread.run_sync(self.repos.head, Path(record.git_dir), record.branch)
-            if head == record.head_commit:
-                return record
-            record.head_commit, record.pushed, record.push_error = head, False, None
-            if record.push and record.remote:
-                url = self._urls.get(session_id, record.repository)
-                try:
-                    await anyio.to_thread.run_sync(self.repos.push, url, record.tree, record.branch)
-                    record.pushed = True
-                except RepositoryError as exc:
-                    record.push_error = str(exc)
-                    log.warning("push of %s for session %s failed: %s", record.branch, session_id, exc)
+            pushing = record.push and record.remote
+            if head != record.head_commit:
+                record.head_commit, record.pushed, record.push_error = head, False, None
+                self.push_retries.succeeded(session_id)  # a new commit: pushed at once, on a fresh schedule
+            elif not (pushing and not record.pushed and self.push_retries.is_due(session_id, time.monotonic())):
+                return record  # nothing new, and no failed push due to be tried again
+            if pushing:
+                await self._push(session_id, record)
             await self._save(session, record)
             return record
+
+    async def _push(self, session_id: str, record: Record) -> None:
+        assert record.branch
+        url = self._urls.get(session_id, record.repository)
+        try:
+            await anyio.to_thread.run_sync(self.repos.push, url, record.tree, record.branch)
+            record.pushed, record.push_error = True, None
+            self.push_retries.succeeded(session_id)
+        except RepositoryError as exc:
+            record.push_error = str(exc)
+            due = self.push_retries.failed(session_id, time.monotonic())
+            again = f"trying again in {due - time.monotonic():.0f} s" if due is not None else "not trying again"
+            log.warning("push of %s for session %s failed (%s): %s", record.branch, session_id, again, exc)
 
     async def diff(self, record: Record) -> list[dict[str, Any]]:
         if not await anyio.Path(record.git_dir).is_dir():
@@ -186,59 +198,12 @@ class Workspaces:
         self._check_untampered(record)
         return await anyio.to_thread.run_sync(branch_diff, self.git, record.tree, record.base_commit, record.branch)
 
-    # -- background work ----------------------------------------------------------------------------
+    # -- background work (upkeep.py) ------------------------------------------------------------
     async def watch(self, hub: EventHub) -> None:
-        """Settles every isolated session that goes idle, also when nobody waits for it: a
-        moment later, so that its reads are not on the completion path of a caller waiting
-        for the task (whose read settles it first)."""
-        settling: set[str] = set()
-
-        async def settle_soon(sid: str) -> None:
-            await anyio.sleep(SETTLE_GRACE_SECONDS)
-            settling.discard(sid)
-            try:
-                record = await self.settle(sid)
-                if record is None or not self._owns(record):
-                    self._plain[sid] = True
-            except (OpenCodeError, RepositoryError) as exc:
-                log.warning("could not commit the work of session %s: %s", sid, exc)
-
-        async with anyio.create_task_group() as tg:
-            with hub.subscribe(None) as sub:
-                while True:
-                    for event in await sub.next_batch(timeout=60):
-                        sid = (event.get("properties") or {}).get("sessionID")
-                        if event.get("type") != "session.idle" or not sid or sid in self._plain:
-                            continue
-                        if sid not in settling:
-                            settling.add(sid)
-                            tg.start_soon(settle_soon, sid)
+        await upkeep.watch(self, hub)
 
     async def janitor(self) -> None:
-        ttl = self.settings.workspace_ttl_hours * 3600
-        while True:
-            await anyio.sleep(min(max(ttl / 4, 1.0), 600.0))
-            for note in sorted((self.root / "state").glob("*.json")):
-                if time.time() - note.stat().st_mtime >= ttl:
-                    try:
-                        await self._expire(note)
-                    except (OpenCodeError, RepositoryError, OSError, ValueError) as exc:
-                        log.warning("janitor could not remove %s: %s", note.stem, exc)
-
-    async def _expire(self, note: Path) -> None:
-        info = json.loads(await anyio.Path(note).read_text())
-        tree = Tree(self.root / "worktrees" / note.stem, Path(info["git_dir"]))
-        sid = info.get("session")
-        if info.get("worker", "w0") != self.client.worker:
-            return  # another worker's session: that worker's janitor removes it
-        if sid and sid in await self.client.session_status(str(tree.path)):
-            return  # still working: not idle, whatever the clock says
-        if sid:
-            await self.settle(sid)  # nothing of the agent's work is lost with the worktree
-        async with self._locked(tree):
-            await anyio.to_thread.run_sync(self.repos.remove_worktree, tree)
-            await anyio.Path(note).unlink(missing_ok=True)
-        log.info("removed worktree %s, idle for more than WORKSPACE_TTL_HOURS", tree.path)
+        await upkeep.janitor(self)
 
     def owns_session(self, session: Session) -> bool:
         """The session runs in a worktree this gateway made (under WORKSPACES_DIR), so the
@@ -247,7 +212,7 @@ class Workspaces:
         return record is not None and record.directory == session.directory and self._here(record)
 
     # -- helpers --------------------------------------------------------------------------------------
-    def _owns(self, record: Record) -> bool:
+    def owns(self, record: Record) -> bool:
         """Its worktree is under this gateway's WORKSPACES_DIR: gateways sharing that directory
         share its locks and settings; any other gateway on the same OpenCode leaves it alone."""
         return self._here(record) and os.path.isdir(record.git_dir)
@@ -278,7 +243,7 @@ class Workspaces:
         note.write_text(json.dumps({"git_dir": str(tree.common), "session": session_id, "worker": self.client.worker}))
 
     @contextlib.asynccontextmanager
-    async def _locked(self, tree: Tree) -> AsyncIterator[None]:
+    async def locked(self, tree: Tree) -> AsyncIterator[None]:
         lock = self._locks.setdefault(tree.path.name, anyio.Lock())
         async with lock:
             cm = file_lock(self.root / "locks" / f"{tree.path.name}.lock")
