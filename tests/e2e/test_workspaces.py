@@ -185,6 +185,7 @@ async def test_a_failed_push_is_tried_again_without_anybody_asking(ws_gateway: G
         setup.server.refusing_pushes = False
     ws = done["workspace"]
     assert done["status"] == "completed" and ws["pushed"] is False and ws["push_error"], done
+    assert f"pushing branch {ws['branch']} failed" in done["next_step"] and "tries the push again" in done["next_step"]
     assert setup.server.branch("proj", ws["branch"]) is None
     deadline = time.monotonic() + 30
     while setup.server.branch("proj", ws["branch"]) != ws["head_commit"]:  # no call: the gateway's own retry

@@ -9,6 +9,14 @@ from ..tasks.views import TaskView
 def guided(view: TaskView) -> TaskView:
     """The view with `next_step` filled in for its status."""
     view.next_step = next_step(view.task_id, view.status)
+    workspace = view.workspace
+    if view.status == "completed" and workspace is not None and workspace.push_error:
+        view.next_step = (
+            f"Done, but pushing branch {workspace.branch} failed (workspace.push_error). The work is committed "
+            "on the branch, and the gateway tries the push again by itself for about 19 minutes: call "
+            f"get_task_status(task_id={view.task_id!r}) later to see workspace.pushed. A follow-up turn "
+            "(run_coding_task with this task_id) that commits pushes at once."
+        )
     return view
 
 
