@@ -4,19 +4,23 @@ written here, at the MCP surface, not by the task layer."""
 from __future__ import annotations
 
 from ..tasks.views import TaskView
+from ..workspaces.push_retries import SCHEDULE
+
+RETRY_MINUTES = round(sum(SCHEDULE) / 60)  # how long the gateway keeps trying a failed push
 
 
 def guided(view: TaskView) -> TaskView:
     """The view with `next_step` filled in for its status."""
-    view.next_step = next_step(view.task_id, view.status)
     workspace = view.workspace
     if view.status == "completed" and workspace is not None and workspace.push_error:
         view.next_step = (
             f"Done, but pushing branch {workspace.branch} failed (workspace.push_error). The work is committed "
-            "on the branch, and the gateway tries the push again by itself for about 19 minutes: call "
-            f"get_task_status(task_id={view.task_id!r}) later to see workspace.pushed. A follow-up turn "
+            f"on the branch, and the gateway tries the push again by itself for about {RETRY_MINUTES} minutes: "
+            f"call get_task_status(task_id={view.task_id!r}) later to see workspace.pushed. A follow-up turn "
             "(run_coding_task with this task_id) that commits pushes at once."
         )
+    else:
+        view.next_step = next_step(view.task_id, view.status)
     return view
 
 
